@@ -1,0 +1,104 @@
+"""One Settings object for the whole of Moviola.
+
+Sources, strongest first: `MOVIOLA_*` environment variables, then a TOML file (the path in
+`MOVIOLA_CONFIG`, else `<data dir>/moviola.toml`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_ALIASES = {
+    # What the OpenAI model names mean here; operators remap them to what their GPUs can run.
+    "sora-2": "wan2.2-ti2v-5b",
+    "sora-2-pro": "wan2.2-t2v-a14b",
+}
+_DATED = re.compile(r"^(?P<base>.+?)-\d{4}-\d{2}-\d{2}$")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "moviola"
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("MOVIOLA_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = os.environ.get("MOVIOLA_DATA_DIR")
+    return (Path(data_dir) if data_dir else default_data_dir()) / "moviola.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOVIOLA_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    models_dir: Path | None = None  # None: <data_dir>/models
+    default_model: str = "wan2.2-ti2v-5b"
+    model_aliases: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES)
+    )
+    device: str = "auto"
+    offload: str = "none"
+    vae_tiling: bool | None = None
+    max_loaded_models: int = 1
+    max_prompt_chars: int = 32_000
+    max_seconds: float = 120.0
+    max_input_pixels: int = 4096 * 4096
+    max_input_seconds: float = 600.0
+    crf: int = 18
+    x264_preset: str = "medium"
+
+    @field_validator("model_aliases", mode="before")
+    @classmethod
+    def _parse_aliases(cls, value: Any) -> Any:
+        """`"sora-2=wan2.2-ti2v-5b,sora-2-pro=ltx-2"` as well as a TOML table."""
+        if isinstance(value, str):
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("model_aliases must look like 'name=model,name=model'")
+            value = {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return init_settings, env_settings, toml
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    def resolve_model(self, name: str) -> str:
+        """An API or CLI model name → a catalogue id or folder (aliases and dated names)."""
+        if name in self.model_aliases:
+            return self.model_aliases[name]
+        dated = _DATED.match(name)
+        if dated and dated["base"] in self.model_aliases:
+            return self.model_aliases[dated["base"]]
+        return name
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,42 @@
+"""The generation engine: model catalogue, pipeline loading, generation, progress and cancel.
+
+Importing this package is cheap; torch and diffusers load on first generation.
+"""
+
+from moviola.engine.catalogue import Capability, FrameRule, ModelSpec, catalogue, get_model
+from moviola.engine.errors import (
+    GenerationCancelled,
+    GenerationError,
+    UnknownModelError,
+    UnsupportedInputError,
+    WeightsNotFoundError,
+)
+from moviola.engine.generate import Engine, GenerationResult
+from moviola.engine.loading import OFFLOAD_MODES, Placement
+from moviola.engine.progress import CancelToken, Progress, Stage
+from moviola.engine.request import GenerationRequest, Plan, plan
+from moviola.engine.sizes import parse_size
+
+__all__ = [
+    "OFFLOAD_MODES",
+    "CancelToken",
+    "Capability",
+    "Engine",
+    "FrameRule",
+    "GenerationCancelled",
+    "GenerationError",
+    "GenerationRequest",
+    "GenerationResult",
+    "ModelSpec",
+    "Placement",
+    "Plan",
+    "Progress",
+    "Stage",
+    "UnknownModelError",
+    "UnsupportedInputError",
+    "WeightsNotFoundError",
+    "catalogue",
+    "get_model",
+    "parse_size",
+    "plan",
+]

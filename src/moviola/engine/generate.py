@@ -1,0 +1,308 @@
+"""Generation: a request in, frames and what it took out.
+
+    engine = Engine(models_dir=...)
+    result = engine.generate(GenerationRequest("a corgi surfing", model="tiny", seconds=2))
+    result.frames  # uint8, T×H×W×3, at the render size
+
+One call per segment: the first from the prompt (or the image, or the source video), each later
+one from the last frame of the one before through an image-to-video pipeline; the stitched
+result repeats and drops no frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moviola.engine.calls import Call, call_kwargs
+from moviola.engine.catalogue import Capability, ModelSpec
+from moviola.engine.errors import GenerationCancelled, GenerationError
+from moviola.engine.loading import PipelineCache, Placement, resolve_model
+from moviola.engine.progress import CancelToken, ProgressCallback, ProgressTracker, Stage
+from moviola.engine.request import GenerationRequest, Plan, plan
+from moviola.errors import MoviolaError
+
+
+@dataclass
+class GenerationResult:
+    """Frames and facts about how they were made."""
+
+    frames: np.ndarray  # the generated frames, uint8 T×H×W×3 at `render_size`
+    fps: int
+    seed: int
+    model: str
+    capability: Capability
+    render_size: tuple[int, int]
+    size: tuple[int, int]  # the size to encode at (what was asked for)
+    segments: int
+    steps: int
+    guidance: float
+    timings: dict[str, float] = field(default_factory=dict)
+    prefix: np.ndarray | None = None  # an extension's source, kept untouched
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames) + (0 if self.prefix is None else len(self.prefix))
+
+    @property
+    def seconds(self) -> float:
+        return self.frame_count / self.fps
+
+    def video_frames(self) -> Iterator[np.ndarray]:
+        """Every frame of the finished video in order (an extension's source first)."""
+        if self.prefix is not None:
+            yield from self.prefix
+        yield from self.frames
+
+
+class Engine:
+    """Runs generations, keeping recently used pipelines loaded between them."""
+
+    def __init__(
+        self,
+        models_dir: Path | None = None,
+        placement: Placement | None = None,
+        max_loaded: int = 1,
+    ):
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.placement = placement or Placement()
+        self.pipelines = PipelineCache(max_loaded=max_loaded)
+        self._busy = threading.Lock()
+
+    def plan(self, request: GenerationRequest) -> Plan:
+        """Check and resolve a request without loading anything."""
+        spec = None
+        if _looks_like_path(request.model):
+            spec, _ = resolve_model(request.model, self.models_dir)
+        return plan(request, spec)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> GenerationResult:
+        cancel = cancel or CancelToken()
+        the_plan = self.plan(request)
+        with self._busy:
+            return self._generate(request, the_plan, on_progress, cancel)
+
+    def _generate(
+        self,
+        request: GenerationRequest,
+        p: Plan,
+        on_progress: ProgressCallback | None,
+        cancel: CancelToken,
+    ) -> GenerationResult:
+        tracker = ProgressTracker(on_progress, len(p.segments))
+        tracker.enter(Stage.LOADING)
+        cancel.raise_if_cancelled()
+        pipe = self._pipeline(request.model, p.spec, p.capability)
+        chain_pipe = None
+        if any(s.continues for s in p.segments):
+            if p.chain_spec is None:
+                chain_pipe = self._pipeline(request.model, p.spec, Capability.IMAGE)
+            else:
+                chain_pipe = self._pipeline(p.chain_spec.id, p.chain_spec, Capability.IMAGE)
+
+        width, height = p.render_size
+        pieces: list[np.ndarray] = []
+        last = _last_frame(request.extend) if request.extend is not None else None
+        start = 0
+        for segment in p.segments:
+            cancel.raise_if_cancelled()
+            capability, image, video = p.capability, None, None
+            this_pipe, this_spec = pipe, p.spec
+            if segment.continues:
+                capability, image = Capability.IMAGE, _fit_image(last, (width, height))
+                this_pipe = chain_pipe
+                this_spec = p.chain_spec or p.spec
+            elif capability is Capability.IMAGE:
+                image = _fit_image(request.image, (width, height))
+            elif capability is Capability.VIDEO:
+                window = request.video[start : start + segment.frames]
+                start += len(window)
+                video = _fit_video(window, (width, height), segment.frames)
+
+            call = Call(
+                capability=capability,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                width=width,
+                height=height,
+                frames=segment.frames,
+                fps=p.fps,
+                steps=p.steps,
+                guidance=p.guidance,
+                generator=_generator(p.seed + segment.index),
+                image=image,
+                video=video,
+                strength=p.strength,
+            )
+            frames = self._run(this_pipe, this_spec, call, tracker, segment.index, cancel)
+            if frames.shape[1:3] != (height, width):
+                frames = _resize_frames(frames, (width, height))
+            if segment.continues:
+                frames = frames[1:]  # the conditioning frame, already the previous one's last
+            pieces.append(frames)
+            last = frames[-1]
+
+        new_frames = np.concatenate(pieces)[: p.total_frames - p.existing_frames]
+        tracker.enter(Stage.DONE, segment=len(p.segments) - 1)
+        return GenerationResult(
+            frames=new_frames,
+            fps=p.fps,
+            seed=p.seed,
+            model=p.spec.id,
+            capability=p.capability,
+            render_size=p.render_size,
+            size=p.size,
+            segments=len(p.segments),
+            steps=p.steps,
+            guidance=p.guidance,
+            timings=tracker.timings,
+            prefix=request.extend,
+        )
+
+    def _pipeline(self, model: str, spec: ModelSpec, capability: Capability) -> Any:
+        """`model` is what the user named (an id or a folder); `spec` is its catalogue entry."""
+        _, weights = resolve_model(model, self.models_dir)
+        return self.pipelines.get(spec, weights, capability, self.placement)
+
+    def _run(
+        self,
+        pipe: Any,
+        spec: ModelSpec,
+        call: Call,
+        tracker: ProgressTracker,
+        segment: int,
+        cancel: CancelToken,
+    ) -> np.ndarray:
+        """One pipeline call, reporting each step and stopping at once when cancelled."""
+        kwargs = call_kwargs(type(pipe), call, dict(spec.call_defaults))
+        tracker.enter(Stage.ENCODING_PROMPT, segment=segment)
+        state = {"denoising": False}
+
+        def before_forward(module: Any, args: Any) -> None:
+            # The first denoiser call marks the end of prompt encoding; every call is a chance
+            # to stop (with CFG there are two per step).
+            cancel.raise_if_cancelled()
+            if not state["denoising"]:
+                state["denoising"] = True
+                tracker.enter(Stage.DENOISING, segment=segment, steps=call.steps)
+
+        def on_step(step: int, total: int) -> None:
+            tracker.step(segment, step, total)
+            cancel.raise_if_cancelled()  # before the VAE decode, which is costly
+            if step >= total:
+                tracker.enter(Stage.DECODING, segment=segment, step=step, steps=total)
+
+        hook = pipe.transformer.register_forward_pre_hook(before_forward)
+        pipe.progress_bar = _StepReporter.factory(on_step)
+        try:
+            output = pipe(**kwargs)
+        except MoviolaError:
+            raise
+        except Exception as err:  # the model's own failure: say which, keep the cause
+            raise GenerationError(f"{spec.id} failed while generating: {err}") from err
+        finally:
+            hook.remove()
+            pipe.__dict__.pop("progress_bar", None)
+            # An exception skips the pipeline's own release of offloaded weights.
+            if hasattr(pipe, "maybe_free_model_hooks"):
+                pipe.maybe_free_model_hooks()
+        return _to_uint8(output.frames[0])
+
+
+class _StepReporter:
+    """Stands in for the tqdm bar every diffusers pipeline drives once per denoising step."""
+
+    def __init__(self, total: int, on_step: Any):
+        self.total, self.n, self._on_step = total, 0, on_step
+
+    @classmethod
+    def factory(cls, on_step: Any) -> Any:
+        def progress_bar(iterable: Any = None, total: int | None = None) -> Any:
+            if iterable is not None:
+                return _iterate(iterable, cls(len(iterable), on_step))
+            return cls(total or 0, on_step)
+
+        return progress_bar
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._on_step(self.n, self.total)
+
+    def __enter__(self) -> _StepReporter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _iterate(iterable: Any, reporter: _StepReporter) -> Iterator[Any]:
+    for item in iterable:
+        yield item
+        reporter.update()
+
+
+def _looks_like_path(model: str) -> bool:
+    from moviola.engine.catalogue import catalogue
+
+    return model not in catalogue() and (
+        "/" in model or model.startswith(".") or Path(model).is_dir()
+    )
+
+
+def _generator(seed: int) -> Any:
+    import torch
+
+    # A CPU generator gives the same noise on any device, so a seed means the same video.
+    return torch.Generator(device="cpu").manual_seed(seed % 2**63)
+
+
+def _to_uint8(frames: Any) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.dtype == np.uint8:
+        return frames
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _last_frame(video: np.ndarray) -> np.ndarray:
+    return np.asarray(video[-1])
+
+
+def _fit_image(image: Any, size: tuple[int, int]) -> Any:
+    """Scale to cover `size` and centre-crop: a first frame must match the render size."""
+    from PIL import Image, ImageOps
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image = image.convert("RGB")
+    if image.size == size:
+        return image
+    return ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
+
+
+def _fit_video(frames: np.ndarray, size: tuple[int, int], count: int) -> list[Any]:
+    """Source frames as PIL images at `size`, padded with the last to the `count` asked for."""
+    images = [_fit_image(frame, size) for frame in frames]
+    images += [images[-1]] * (count - len(images))
+    return images
+
+
+def _resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.LANCZOS)) for f in frames]
+    )
+
+
+__all__ = ["Engine", "GenerationCancelled", "GenerationResult"]

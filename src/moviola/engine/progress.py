@@ -1,0 +1,112 @@
+"""Progress reports and cancellation, shared by every pipeline the engine drives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from moviola.engine.errors import GenerationCancelled
+
+
+class Stage(str, Enum):
+    LOADING = "loading"
+    ENCODING_PROMPT = "encoding_prompt"
+    DENOISING = "denoising"
+    DECODING = "decoding"
+    WRITING = "writing"  # reported by whoever encodes the frames (CLI, worker)
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One report. `fraction` runs 0→1 over the engine's whole work for a request."""
+
+    stage: Stage
+    fraction: float
+    step: int = 0
+    steps: int = 0
+    segment: int = 0
+    segments: int = 1
+
+
+ProgressCallback = Callable[[Progress], None]
+
+# Share of one segment's work per stage: text encoding is quick, denoising is nearly all of it,
+# VAE decoding is heavy enough on large videos to deserve its own slice.
+_LOADING_SHARE = 0.05
+_ENCODE_END = 0.03
+_DENOISE_END = 0.93
+
+
+class CancelToken:
+    """Asks a running generation to stop; it does within one denoising step, before decoding.
+
+    `check` lets a caller plug in another source of truth (a row in a database, a file), polled
+    at every step.
+    """
+
+    def __init__(self, check: Callable[[], bool] | None = None):
+        self._event = threading.Event()
+        self._check = check
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        if not self._event.is_set() and self._check is not None and self._check():
+            self._event.set()
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise GenerationCancelled()
+
+
+class ProgressTracker:
+    """Turns per-segment, per-step events into overall fractions and per-stage timings."""
+
+    def __init__(self, callback: ProgressCallback | None, segments: int):
+        self._callback = callback
+        self.segments = max(1, segments)
+        self.timings: dict[str, float] = {}
+        self._stage: Stage | None = None
+        self._since = time.perf_counter()
+
+    def _segment_fraction(self, segment: int, within: float) -> float:
+        share = (1.0 - _LOADING_SHARE) / self.segments
+        return _LOADING_SHARE + share * (segment + within)
+
+    def enter(self, stage: Stage, *, segment: int = 0, step: int = 0, steps: int = 0) -> None:
+        """Close the running stage's timer and report the start of `stage`."""
+        now = time.perf_counter()
+        if self._stage is not None:
+            key = self._stage.value
+            self.timings[key] = self.timings.get(key, 0.0) + now - self._since
+        self._stage, self._since = stage, now
+        within = {
+            Stage.LOADING: None,
+            Stage.ENCODING_PROMPT: 0.0,
+            Stage.DENOISING: _ENCODE_END,
+            Stage.DECODING: _DENOISE_END,
+        }
+        if stage is Stage.LOADING:
+            fraction = 0.0
+        elif stage is Stage.DONE:
+            fraction = 1.0
+        else:
+            fraction = self._segment_fraction(segment, within.get(stage) or 0.0)
+        self._emit(Progress(stage, fraction, step, steps, segment, self.segments))
+
+    def step(self, segment: int, step: int, steps: int) -> None:
+        """Report denoising step `step` of `steps` done."""
+        within = _ENCODE_END + (_DENOISE_END - _ENCODE_END) * step / max(1, steps)
+        fraction = self._segment_fraction(segment, within)
+        self._emit(Progress(Stage.DENOISING, fraction, step, steps, segment, self.segments))
+
+    def _emit(self, progress: Progress) -> None:
+        if self._callback is not None:
+            self._callback(progress)

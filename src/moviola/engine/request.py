@@ -1,0 +1,230 @@
+"""A generation request, checked and turned into a plan before any model is touched.
+
+Planning is pure and quick (no torch), so a server can reject a bad request at once and know
+exactly what a worker will render: sizes, frame counts, segments, steps, seed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from moviola.engine.catalogue import Capability, ModelSpec, get_model
+from moviola.engine.errors import UnsupportedInputError
+from moviola.engine.sizes import (
+    Segment,
+    check_size,
+    frames_for_seconds,
+    plan_segments,
+    render_size,
+)
+from moviola.errors import InvalidRequestError
+
+MAX_PROMPT_CHARS = 32_000  # what the hosted Videos API allowed
+MAX_SECONDS = 120.0  # Sora's ceiling for a video grown by extensions
+MAX_SEED = 2**63 - 1
+DEFAULT_STRENGTH = 0.6
+
+
+@dataclass
+class GenerationRequest:
+    """What to make. Only `prompt` is required.
+
+    - `size`: the output (width, height); the model renders at its nearest native size and the
+      frames are scaled to exactly this when encoded. None: the model's first native size.
+    - `seconds` or `frames` (not both): the length; None: the model's longest single segment,
+      or the source's length for video input.
+    - `image`: a first frame (PIL image). `video`: a source to re-render (uint8 T×H×W×3) at
+      `strength` (0 keeps it, 1 ignores it). `extend`: a video to continue by `seconds`.
+    """
+
+    prompt: str
+    model: str = "wan2.2-ti2v-5b"
+    negative_prompt: str | None = None
+    size: tuple[int, int] | None = None
+    seconds: float | None = None
+    frames: int | None = None
+    fps: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    image: Any = None
+    video: Any = None
+    strength: float = DEFAULT_STRENGTH
+    extend: Any = None
+    max_prompt_chars: int = MAX_PROMPT_CHARS
+    max_seconds: float = MAX_SECONDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request resolved against its model: everything the engine will do."""
+
+    spec: ModelSpec
+    capability: Capability
+    render_size: tuple[int, int]
+    size: tuple[int, int]
+    fps: int
+    total_frames: int  # frames of the result, extension source included
+    segments: list[Segment]
+    steps: int
+    guidance: float
+    seed: int
+    strength: float
+    existing_frames: int = 0  # frames of an extension's source
+    chain_spec: ModelSpec | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.total_frames / self.fps
+
+
+def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
+    """Check `request` and resolve it against its model; raises `InvalidRequestError`s."""
+    spec = spec or get_model(request.model)
+    _check_prompt(request)
+    capability = _capability(request, spec)
+    _check_numbers(request)
+
+    size = check_size(tuple(request.size)) if request.size is not None else None
+    source = request.video if request.video is not None else request.extend
+    if size is None and source is not None:
+        height, width = source.shape[1:3]
+        size = (width - width % 2, height - height % 2)
+    render = render_size(spec, size)
+    size = size or render
+    fps = request.fps or spec.fps
+
+    existing = 0
+    if request.extend is not None:
+        existing = len(request.extend)
+        added = _requested_frames(request, fps) or spec.max_frames - 1
+        total = existing + added
+    elif request.video is not None:
+        total = min(len(request.video), _requested_frames(request, fps) or len(request.video))
+    else:
+        total = _requested_frames(request, fps) or spec.max_frames
+
+    if total / fps > request.max_seconds + 1e-9:
+        raise InvalidRequestError(
+            f"the video would be {total / fps:.1f} s long; the limit is {request.max_seconds:g} s",
+            param="seconds",
+        )
+
+    if capability is Capability.VIDEO:
+        window = spec.frame_rule.at_most(spec.max_frames)
+        segments = [
+            Segment(i, spec.frame_rule.at_least(min(window, total - start)), continues=False)
+            for i, start in enumerate(range(0, total, window))
+        ]
+    else:
+        segments = plan_segments(total, spec.frame_rule, spec.max_frames, existing=existing)
+
+    chain_spec = None
+    if any(s.continues for s in segments) and not spec.supports(Capability.IMAGE):
+        if spec.chain_model is None:
+            raise InvalidRequestError(
+                f"{spec.id} makes at most {spec.max_seconds_per_segment:g} s per video and has "
+                f"no image-to-video mode to continue from; ask for a shorter video",
+                param="seconds",
+            )
+        chain_spec = get_model(spec.chain_model)
+
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    return Plan(
+        spec=spec,
+        capability=capability,
+        render_size=render,
+        size=size,
+        fps=fps,
+        total_frames=total,
+        segments=segments,
+        steps=request.steps or spec.default_steps,
+        guidance=request.guidance if request.guidance is not None else spec.default_guidance,
+        seed=seed,
+        strength=request.strength,
+        existing_frames=existing,
+        chain_spec=chain_spec,
+    )
+
+
+def _check_prompt(request: GenerationRequest) -> None:
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise InvalidRequestError("prompt must not be empty", param="prompt")
+    if len(request.prompt) > request.max_prompt_chars:
+        raise InvalidRequestError(
+            f"prompt is {len(request.prompt):,} characters; the limit is "
+            f"{request.max_prompt_chars:,}",
+            param="prompt",
+        )
+
+
+def _capability(request: GenerationRequest, spec: ModelSpec) -> Capability:
+    given = [name for name in ("image", "video", "extend") if getattr(request, name) is not None]
+    if len(given) > 1:
+        raise InvalidRequestError(
+            f"give only one of image, video and extend (got {', '.join(given)})",
+            param=given[1],
+        )
+    for name in ("video", "extend"):
+        value = getattr(request, name)
+        if value is not None and (getattr(value, "ndim", 0) != 4 or len(value) == 0):
+            raise InvalidRequestError(f"{name} must be a non-empty T×H×W×3 video", param=name)
+
+    if request.video is not None:
+        capability, param = Capability.VIDEO, "video"
+    elif request.image is not None:
+        capability, param = Capability.IMAGE, "image"
+    elif request.extend is not None:
+        # Extending continues from the source's last frame: an image-to-video job.
+        capability, param = Capability.TEXT, "extend"
+        if not (spec.supports(Capability.IMAGE) or spec.chain_model):
+            raise UnsupportedInputError(
+                f"{spec.id} cannot continue a video: it has no image-to-video mode",
+                param="extend",
+            )
+        return capability
+    else:
+        capability, param = Capability.TEXT, "model"
+
+    if not spec.supports(capability):
+        able = sorted(m for m, s in _catalogue_items() if s.supports(capability))
+        what = {"t2v": "a prompt alone", "i2v": "an image", "v2v": "a video"}[capability.value]
+        raise UnsupportedInputError(
+            f"{spec.id} cannot start from {what}; models that can: {', '.join(able)}",
+            param=param,
+        )
+    return capability
+
+
+def _catalogue_items():
+    from moviola.engine.catalogue import catalogue
+
+    return catalogue().items()
+
+
+def _check_numbers(request: GenerationRequest) -> None:
+    if request.seconds is not None and request.frames is not None:
+        raise InvalidRequestError("give seconds or frames, not both", param="frames")
+    checks = [
+        ("seconds", request.seconds, lambda v: v > 0, "must be greater than 0"),
+        ("frames", request.frames, lambda v: v >= 1, "must be at least 1"),
+        ("fps", request.fps, lambda v: 1 <= v <= 120, "must be 1–120"),
+        ("steps", request.steps, lambda v: 1 <= v <= 500, "must be 1–500"),
+        ("guidance", request.guidance, lambda v: 0 <= v <= 50, "must be 0–50"),
+        ("seed", request.seed, lambda v: 0 <= v <= MAX_SEED, f"must be 0–{MAX_SEED}"),
+        ("strength", request.strength, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    ]
+    for name, value, ok, rule in checks:
+        if value is not None and not ok(value):
+            raise InvalidRequestError(f"{name} {rule} (got {value})", param=name)
+
+
+def _requested_frames(request: GenerationRequest, fps: int) -> int | None:
+    if request.frames is not None:
+        return request.frames
+    if request.seconds is not None:
+        return frames_for_seconds(request.seconds, fps)
+    return None

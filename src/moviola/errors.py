@@ -1,0 +1,32 @@
+"""The error every layer raises for a problem the user can act on.
+
+Each carries a stable `code` and, where one request field is to blame, its `param`, so the CLI
+prints one line and the API answers in the OpenAI error envelope without guessing.
+"""
+
+from __future__ import annotations
+
+
+class MoviolaError(Exception):
+    """A clear, user-facing failure. `str(err)` is the one-line reason."""
+
+    code: str = "moviola_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequestError(MoviolaError):
+    """The request itself is wrong (a size, a duration, a prompt): fixing it is the user's move."""
+
+    code = "invalid_request"
+
+
+class MediaError(InvalidRequestError):
+    """An image or video could not be read or written: corrupt, truncated, too large, not media."""
+
+    code = "invalid_media"
