@@ -155,6 +155,7 @@ def load_pipeline(spec: ModelSpec, weights: Path | None, placement: Placement) -
     """Build or load the base pipeline of `spec` and place it per `placement`."""
     import torch
 
+    _quiet_libraries()
     device = placement.resolved_device()
     on_accelerator = not device.startswith("cpu")
     if weights is None:
@@ -170,14 +171,14 @@ def load_pipeline(spec: ModelSpec, weights: Path | None, placement: Placement) -
         pipe = base_cls.from_pretrained(str(weights), dtype=dtype)
 
     pipe.set_progress_bar_config(disable=True)
-    if not on_accelerator or placement.offload == "none":
-        # Offloading moves weights between CPU and accelerator: meaningless on a CPU, where
-        # diffusers would even refuse it.
-        pipe.to(device)
-    elif placement.offload == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    elif placement.offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
+    # On a CPU the weights are already where they run, and offloading to a CPU means nothing.
+    if on_accelerator:
+        if placement.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        elif placement.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+        else:
+            pipe.to(device)
 
     tiling = placement.vae_tiling if placement.vae_tiling is not None else on_accelerator
     if tiling and hasattr(pipe.vae, "enable_tiling"):
@@ -212,6 +213,16 @@ def _fix_wan_v2v_scale(pipe: Any) -> None:
         pipe.vae_scale_factor_spatial = spatial
         pipe.vae_scale_factor_temporal = config.get("scale_factor_temporal", 4)
         pipe.video_processor = VideoProcessor(vae_scale_factor=pipe.vae_scale_factor_spatial)
+
+
+def _quiet_libraries() -> None:
+    """diffusers and transformers warn at every load about things Moviola handles (dtype casts,
+    a missing torchvision, LTX's timesteps); errors still come through."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
 
 
 def _free_accelerator_memory() -> None:

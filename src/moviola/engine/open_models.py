@@ -176,8 +176,9 @@ WAN21_I2V_14B_720P = ModelSpec(
     description="Wan 2.1 image-to-video, 14B at 720p",
 )
 
-# WanVideoToVideoPipeline is left out for TI2V-5B: it derives the latent grid from the Wan2.1
-# VAE (8x) and has no `expand_timesteps`, so it does not fit the 16x Wan2.2 VAE.
+# WanVideoToVideoPipeline derives its latent grid from the Wan2.1 VAE (8x); moviola.engine.loading
+# corrects it from the 16x Wan2.2 VAE's own config. Without `expand_timesteps` every token gets
+# the same timestep, which is what TI2V's text-to-video mode gives them anyway.
 WAN22_TI2V_5B = ModelSpec(
     id="wan2.2-ti2v-5b",
     name="Wan2.2 TI2V 5B",
@@ -185,7 +186,9 @@ WAN22_TI2V_5B = ModelSpec(
     repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
     # model_index.json names WanPipeline (expand_timesteps=True); from_pipe carries that config
     # over to WanImageToVideoPipeline.
-    pipelines=MappingProxyType({_T2V: "WanPipeline", _I2V: "WanImageToVideoPipeline"}),
+    pipelines=MappingProxyType(
+        {_T2V: "WanPipeline", _I2V: "WanImageToVideoPipeline", _V2V: "WanVideoToVideoPipeline"}
+    ),
     native_sizes=((1280, 704), (704, 1280)),  # Wan2.2 README: 720P = 1280*704 / 704*1280
     size_multiple=32,  # Wan2.2 VAE 16x spatial * patch 2
     fps=24,  # Wan2.2 wan/configs/wan_ti2v_5B.py sample_fps

@@ -1,0 +1,48 @@
+"""The `moviola` command. Thin: each command parses, calls a layer below, and prints.
+
+Nothing heavy is imported here, so `moviola --help` answers at once; torch loads only when a
+command generates.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from moviola import __version__
+
+app = typer.Typer(
+    name="moviola",
+    help="Open, self-hosted video creation on open-weight models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"moviola {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Open, self-hosted video creation on open-weight models."""
+
+
+def _register() -> None:
+    from moviola.cli import generate, models
+
+    app.command("generate")(generate.generate)
+    app.add_typer(models.app, name="models")
+
+
+_register()
+
+
+def main() -> None:
+    app()

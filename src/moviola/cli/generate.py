@@ -1,0 +1,133 @@
+"""`moviola generate`: a prompt (and optionally an image or a video) to an MP4, no server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from moviola.cli.failures import one_line_errors
+
+
+def generate(
+    prompt: str = typer.Argument(..., help="What the video shows."),
+    model: str = typer.Option(
+        None, "--model", "-m", help="Catalogue id, alias (sora-2) or a diffusers folder."
+    ),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the MP4."),
+    size: str = typer.Option(None, help="Output WIDTHxHEIGHT, e.g. 1280x720 (any size)."),
+    seconds: float = typer.Option(None, help="Length in seconds (longer ones chain segments)."),
+    frames: int = typer.Option(None, help="Length in frames, instead of --seconds."),
+    fps: int = typer.Option(None, help="Frames per second (default: the model's)."),
+    image: Path = typer.Option(None, help="First frame: animate this image."),
+    video: Path = typer.Option(None, help="Source video to re-render (video → video)."),
+    extend: Path = typer.Option(None, help="Video to continue by --seconds."),
+    strength: float = typer.Option(0.6, help="With --video: 0 keeps the source, 1 ignores it."),
+    negative_prompt: str = typer.Option(None, "--negative-prompt", "-n"),
+    steps: int = typer.Option(None, help="Denoising steps (default: the model's)."),
+    guidance: float = typer.Option(None, help="Guidance scale (default: the model's)."),
+    seed: int = typer.Option(None, help="Seed; the same seed and request give the same video."),
+    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 …"),
+    offload: str = typer.Option(None, help="none, model or sequential (saves GPU memory)."),
+    crf: int = typer.Option(None, help="H.264 quality: lower is better and bigger (default 18)."),
+) -> None:
+    """Generate a video from a prompt, an image or a video, and write it as MP4."""
+    console = Console(stderr=True)
+    with one_line_errors():
+        from moviola import media
+        from moviola.cli.progress import GenerationBar
+        from moviola.config import get_settings
+        from moviola.engine import Engine, GenerationRequest, Placement, parse_size
+        from moviola.engine.loading import OFFLOAD_MODES
+        from moviola.errors import InvalidRequestError
+        from moviola.jobs.render import render
+
+        settings = get_settings()
+        model_id = settings.resolve_model(model or settings.default_model)
+        offload = offload or settings.offload
+        if offload not in OFFLOAD_MODES:
+            raise InvalidRequestError(
+                f"--offload must be one of {', '.join(OFFLOAD_MODES)}", param="offload"
+            )
+        limits = dict(max_pixels=settings.max_input_pixels)
+        request = GenerationRequest(
+            prompt=prompt,
+            model=model_id,
+            negative_prompt=negative_prompt,
+            size=parse_size(size) if size else None,
+            seconds=seconds,
+            frames=frames,
+            fps=fps,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            strength=strength,
+            image=media.load_image(image, **limits) if image else None,
+            video=_read_video(video, settings) if video else None,
+            extend=_read_video(extend, settings) if extend else None,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_seconds=settings.max_seconds,
+        )
+        engine = Engine(
+            models_dir=settings.models_path,
+            placement=Placement(device or settings.device, offload, settings.vae_tiling),
+        )
+        plan = engine.plan(request)  # bad input fails here, before any model loads
+        if plan.spec.is_test_model:
+            console.print(f"[yellow]{plan.spec.id} is a test model: it makes noise.[/]")
+        output = output or Path(_default_name(prompt, plan.seed))
+        request.seed = plan.seed
+        with GenerationBar(console) as bar:
+            files = render(
+                engine,
+                request,
+                output,
+                on_progress=bar.update,
+                crf=crf if crf is not None else settings.crf,
+                preset=settings.x264_preset,
+            )
+        _report(Console(), files, plan.spec)
+
+
+def _read_video(path: Path, settings) -> object:
+    from moviola import media
+
+    frames, _ = media.decode_frames(
+        path,
+        max_pixels=settings.max_input_pixels,
+        max_duration_s=settings.max_input_seconds,
+    )
+    return frames
+
+
+def _default_name(prompt: str, seed: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:48].rstrip("-") or "video"
+    return f"{slug}-{seed}.mp4"
+
+
+def _report(console: Console, files, spec) -> None:
+    result, info = files.result, files.info
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "video",
+        f"{files.video}  ({info.width}x{info.height}, {info.fps} fps, "
+        f"{info.frames} frames, {info.duration:.2f} s, {info.size_bytes:,} bytes)",
+    )
+    table.add_row("thumbnail", str(files.thumbnail))
+    table.add_row("spritesheet", str(files.spritesheet))
+    table.add_row(
+        "model", f"{result.model}" + ("  (test model: noise)" if spec.is_test_model else "")
+    )
+    table.add_row("seed", str(result.seed))
+    table.add_row(
+        "rendered at",
+        f"{result.render_size[0]}x{result.render_size[1]}, "
+        f"{result.segments} segment(s), {result.steps} steps",
+    )
+    table.add_row("timings", "  ".join(f"{k} {v:.2f}s" for k, v in files.timings.items()))
+    console.print(table)

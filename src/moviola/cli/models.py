@@ -1,0 +1,138 @@
+"""`moviola models list | info ID | pull ID`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from moviola.cli.failures import one_line_errors
+
+app = typer.Typer(
+    help="The model catalogue: what is known, what is installed, fetching weights.",
+    no_args_is_help=True,
+)
+
+
+def _installed(spec, models_dir: Path) -> str:
+    """'built in', 'local', 'cached' or '' — without touching the network."""
+    if (models_dir / spec.id / "model_index.json").is_file():
+        return "local"
+    if spec.repo_id is None:
+        return "built in"
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(spec.repo_id, "model_index.json")
+    return "cached" if isinstance(found, str) else ""
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every model in the catalogue, installed ones first."""
+    with one_line_errors():
+        from moviola.config import get_settings
+        from moviola.engine import catalogue
+
+        settings = get_settings()
+        rows = [(spec, _installed(spec, settings.models_path)) for spec in catalogue().values()]
+        rows.sort(key=lambda row: row[1] == "")
+        # Narrow enough for an 80-column terminal; `models info ID` has the rest.
+        table = Table(title="Moviola models")
+        table.add_column("id", no_wrap=True)  # ids are what users copy: never cut them
+        table.add_column("starts from")
+        table.add_column("fps", justify="right")
+        table.add_column("max s", justify="right")
+        table.add_column("VRAM", justify="right", no_wrap=True)
+        table.add_column("installed", no_wrap=True)
+        for spec, installed in rows:
+            table.add_row(
+                spec.id,
+                "test model (noise)"
+                if spec.is_test_model
+                else ", ".join(_CAPS[c.value] for c in spec.capabilities),
+                str(spec.fps),
+                f"{spec.max_seconds_per_segment:.1f}",
+                f"{spec.vram_gb:g} GB" if spec.vram_gb else "-",
+                installed or "[dim]no[/]",
+            )
+        Console().print(table)
+        aliases = ", ".join(f"{k} → {v}" for k, v in settings.model_aliases.items())
+        Console().print(f"aliases: {aliases}")
+
+
+_CAPS = {"t2v": "text", "i2v": "image", "v2v": "video"}
+
+
+@app.command("info")
+def info(model_id: str = typer.Argument(..., help="A catalogue id or alias.")) -> None:
+    """Everything the catalogue knows about one model."""
+    with one_line_errors():
+        from moviola.config import get_settings
+        from moviola.engine import get_model
+
+        settings = get_settings()
+        spec = get_model(settings.resolve_model(model_id))
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        rows = {
+            "id": spec.id,
+            "name": spec.name,
+            "about": spec.description,
+            "weights": spec.repo_id or "built in code (test model)",
+            "installed": _installed(spec, settings.models_path) or "no",
+            "pipelines": ", ".join(f"{_CAPS[c.value]}: {cls}" for c, cls in spec.pipelines.items()),
+            "native sizes": " ".join(f"{w}x{h}" for w, h in spec.native_sizes),
+            "size multiple": str(spec.size_multiple),
+            "fps": str(spec.fps),
+            "frames": f"{spec.frame_rule.step}k+{spec.frame_rule.offset}, "
+            f"at most {spec.max_frames}",
+            "defaults": f"{spec.default_steps} steps, guidance {spec.default_guidance:g}"
+            + (f", flow shift {spec.flow_shift:g}" if spec.flow_shift else ""),
+            "VRAM (rough)": f"{spec.vram_gb:g} GB" if spec.vram_gb else "-",
+            "licence": spec.license,
+            "continues with": spec.chain_model or "itself",
+        }
+        if spec.transformer:
+            rows["transformer"] = (
+                f"{spec.transformer.cls}, {spec.transformer.published_params / 1e9:g}B params"
+                + (f" × {spec.transformer.count}" if spec.transformer.count > 1 else "")
+            )
+        for key, value in rows.items():
+            table.add_row(key, value)
+        Console().print(table)
+
+
+@app.command("pull")
+def pull(
+    model_id: str = typer.Argument(..., help="A catalogue id or alias."),
+    to: Path = typer.Option(None, help="Save into this folder instead of the Hugging Face cache."),
+) -> None:
+    """Fetch a model's weights (from the Hugging Face Hub) so that it runs offline."""
+    with one_line_errors():
+        from moviola.config import get_settings
+        from moviola.engine import get_model
+        from moviola.errors import MoviolaError
+
+        settings = get_settings()
+        spec = get_model(settings.resolve_model(model_id))
+        console = Console()
+        if spec.repo_id is None:
+            from moviola.engine.tiny import save_tiny
+
+            folder = save_tiny(spec, to or settings.models_path / spec.id)
+            console.print(f"{spec.id} is built in code; saved a copy to {folder}")
+            return
+        from huggingface_hub import snapshot_download
+
+        console.print(f"fetching {spec.repo_id} (licence: {spec.license}) …")
+        try:
+            path = snapshot_download(spec.repo_id, local_dir=to)
+        except Exception as err:  # network, auth, disk: all end the same way for the user
+            raise MoviolaError(
+                f"could not fetch {spec.repo_id}: {str(err).splitlines()[0]}",
+                code="download_failed",
+            ) from err
+        console.print(f"{spec.id} is ready: {path}")

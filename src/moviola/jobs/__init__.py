@@ -1,0 +1,1 @@
+"""Jobs: turning requests into finished files (and, with the server, the durable queue)."""

@@ -1,0 +1,127 @@
+"""Render one request to files: the engine makes frames, the media layer writes them.
+
+The CLI calls this directly; workers call it for each job. The video is written last and
+atomically, so its presence means the whole set (thumbnail, spritesheet, video) is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moviola import media
+from moviola.engine import (
+    CancelToken,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    Progress,
+    Stage,
+)
+from moviola.engine.progress import ProgressCallback
+
+# Share of the whole job given to encoding the MP4, after the engine's work.
+WRITING_SHARE = 0.08
+
+
+@dataclass(frozen=True)
+class RenderedFiles:
+    video: Path
+    thumbnail: Path
+    spritesheet: Path
+    result: GenerationResult
+    info: media.VideoInfo
+    timings: dict[str, float]
+
+
+def output_paths(video: Path) -> tuple[Path, Path]:
+    """Where the thumbnail and spritesheet of `video` go: beside it, named after it."""
+    return (
+        video.with_name(video.stem + ".thumb.webp"),
+        video.with_name(video.stem + ".sprite.jpg"),
+    )
+
+
+def render(
+    engine: Engine,
+    request: GenerationRequest,
+    video_path: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    crf: int = 18,
+    preset: str = "medium",
+) -> RenderedFiles:
+    """Generate `request` and write the MP4, its thumbnail and its spritesheet."""
+    cancel = cancel or CancelToken()
+
+    def engine_progress(p: Progress) -> None:
+        if on_progress is not None and p.stage is not Stage.DONE:
+            scaled = Progress(
+                p.stage, p.fraction * (1 - WRITING_SHARE), p.step, p.steps, p.segment, p.segments
+            )
+            on_progress(scaled)
+
+    result = engine.generate(request, on_progress=engine_progress, cancel=cancel)
+    cancel.raise_if_cancelled()
+
+    started = time.perf_counter()
+    video_path = Path(video_path)
+    video_path.parent.mkdir(parents=True, exist_ok=True)
+    thumbnail, spritesheet = output_paths(video_path)
+    previews = preview_frames(result)
+    media.write_thumbnail(previews, thumbnail)
+    media.write_spritesheet(previews, spritesheet)
+    frames = _reporting(result, on_progress)
+    info = media.write_mp4(
+        frames,
+        video_path,
+        fps=result.fps,
+        size=result.size,
+        crf=crf,
+        preset=preset,
+        metadata={"comment": request.prompt[:1000], "encoder": "Moviola"},
+    )
+    timings = dict(result.timings, writing=time.perf_counter() - started)
+    if on_progress is not None:
+        on_progress(Progress(Stage.DONE, 1.0, segments=result.segments))
+    return RenderedFiles(video_path, thumbnail, spritesheet, result, info, timings)
+
+
+def preview_frames(result: GenerationResult) -> np.ndarray:
+    """All frames at one size, for the thumbnail and spritesheet (an extension's source too)."""
+    if result.prefix is None:
+        return result.frames
+    from PIL import Image
+
+    height, width = result.frames.shape[1:3]
+    prefix = [
+        np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BILINEAR))
+        for f in result.prefix
+    ]
+    return np.concatenate([np.stack(prefix), result.frames])
+
+
+def _reporting(
+    result: GenerationResult, on_progress: ProgressCallback | None
+) -> Iterator[np.ndarray]:
+    total = result.frame_count
+    base = 1 - WRITING_SHARE
+    every = max(1, total // 20)
+    for i, frame in enumerate(result.video_frames(), start=1):
+        if on_progress is not None and (i % every == 0 or i == total):
+            on_progress(
+                Progress(
+                    Stage.WRITING,
+                    base + WRITING_SHARE * i / total,
+                    i,
+                    total,
+                    result.segments - 1,
+                    result.segments,
+                )
+            )
+        yield frame

@@ -1,0 +1,328 @@
+"""Reading videos: what a file holds (`probe`) and its pixels (`decode_frames`).
+
+Inputs here are often uploads, so every path through this module assumes the file may be empty,
+truncated, mislabelled or hostile, and answers with a one-line `MediaError` instead of an FFmpeg
+exception. Only regular files are opened (a FIFO or device would block) and only through a fixed
+list of container formats (a playlist could make FFmpeg read other files). Work is bounded:
+packet counting runs against a deadline, and decoding is refused up front when the result would
+be too large.
+
+Truncation policy: a file whose header promises more frames than its data holds (the usual shape
+of an interrupted upload of a fast-start MP4) is rejected by `probe`, and so by `decode_frames`;
+a shorter video than the user sent would be a silent wrong answer. When the container is whole
+but the decoder drops damaged frames, `decode_frames` returns the frames it could decode and
+fails only if there are none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from moviola.errors import MediaError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+
+MAX_PIXELS = 4096 * 4096
+"""Largest frame `decode_frames` accepts by default, in pixels (width × height)."""
+
+MAX_DURATION_S = 600.0
+"""Longest video `decode_frames` accepts by default, in seconds."""
+
+MAX_DECODE_BYTES = 4 * 1024**3
+"""Largest decoded array `decode_frames` builds by default (T × H × W × 3 bytes)."""
+
+PROBE_TIMEOUT_S = 30.0
+"""How long opening and scanning one file may take before it is given up as unreadable."""
+
+VideoSource = str | os.PathLike[str] | IO[bytes]
+
+# The only demuxers FFmpeg may pick. Some others read further files named inside the upload
+# (concat, HLS playlists), which would let a "video" pull in any file the server can read.
+# Still-image demuxers are allowed in only so `probe` can say "that is an image" precisely.
+_DEMUXERS = (
+    "mov",  # mov, mp4, m4a, 3gp
+    "matroska",
+    "webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "ogg",
+    "asf",
+    "gif",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+)
+_OPEN_OPTIONS = {"format_whitelist": ",".join(_DEMUXERS), "protocol_whitelist": "file"}
+# Read the clock only every so many packets: a syscall per packet would dominate the scan.
+_DEADLINE_EVERY = 256
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as read from its container and a scan of its packets."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+    codec: str
+    pix_fmt: str | None
+    has_audio: bool
+    size_bytes: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """`(width, height)`, the order the Videos API and `write_mp4` use."""
+        return (self.width, self.height)
+
+
+def probe(source: VideoSource, *, timeout_s: float = PROBE_TIMEOUT_S) -> VideoInfo:
+    """Describe a video file, or raise `MediaError` saying why it is not a usable video.
+
+    The frame count is the number of video packets actually present (demuxed, not decoded), so it
+    is right for containers that do not state it and it exposes truncated files that do.
+    """
+    label = _label(source)
+    size_bytes = _check_source(source, label)
+    deadline = time.monotonic() + timeout_s
+    with _open(source, label, timeout_s) as container:
+        return _inspect(container, label, size_bytes, deadline)
+
+
+def decode_frames(
+    source: VideoSource,
+    *,
+    max_frames: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_duration_s: float = MAX_DURATION_S,
+    max_bytes: int = MAX_DECODE_BYTES,
+    size: tuple[int, int] | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+) -> tuple[np.ndarray, VideoInfo]:
+    """Decode a video to RGB frames shaped (T, H, W, 3), uint8, with its `VideoInfo`.
+
+    Limits are checked against the probe before any decoding, so an oversized upload costs a
+    header read, not minutes of CPU and gigabytes of memory. `max_frames` keeps the first N
+    frames; `size=(width, height)` scales each frame while converting it. T can be below
+    `info.frames` when `max_frames` stops early or the decoder drops damaged frames.
+    """
+    label = _label(source)
+    if max_frames is not None:
+        _positive(max_frames, "max_frames")
+    if size is not None:
+        size = _size(size)
+    info = probe(source, timeout_s=timeout_s)
+    _check_limits(info, label, max_pixels=max_pixels, max_duration_s=max_duration_s)
+    width, height = size or info.size
+    count = info.frames if max_frames is None else min(info.frames, max_frames)
+    needed = count * width * height * 3
+    if needed > max_bytes:
+        raise _fail(
+            label,
+            f"decoding {count} frames at {width}x{height} needs {_human(needed)}, over the "
+            f"{_human(max_bytes)} limit; pass max_frames or a smaller size",
+        )
+    _rewind(source)
+    with _open(source, label, timeout_s) as container:
+        frames = _decode_into(container, np.empty((count, height, width, 3), np.uint8))
+    if len(frames) == 0:
+        raise _fail(label, "no frame could be decoded")
+    return frames, info
+
+
+def _inspect(container: InputContainer, label: str, size_bytes: int, deadline: float) -> VideoInfo:
+    if not container.streams.video:
+        what = "audio only" if container.streams.audio else "not a video"
+        raise _fail(label, f"{what} (no video stream)")
+    stream = container.streams.video[0]
+    codec = stream.codec_context
+    if container.format.name.endswith("_pipe"):
+        raise _fail(label, f"is a still image ({codec.name}), not a video")
+    if not codec.width or not codec.height:
+        raise _fail(label, "video stream has no picture size")
+
+    stated = stream.frames
+    frames = _count_packets(container, stream, label, deadline)
+    if frames == 0:
+        raise _fail(label, "video stream holds no frames")
+    if stated and frames < stated:
+        raise _fail(label, f"truncated: header lists {stated} frames but only {frames} are present")
+
+    duration = _duration(container, stream, frames)
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not fps and duration > 0:
+        fps = Fraction(frames / duration).limit_denominator(1001)
+    return VideoInfo(
+        width=codec.width,
+        height=codec.height,
+        fps=Fraction(fps or 0),
+        frames=frames,
+        duration=duration,
+        codec=codec.name,
+        pix_fmt=codec.pix_fmt,
+        has_audio=bool(container.streams.audio),
+        size_bytes=size_bytes,
+    )
+
+
+def _count_packets(container: InputContainer, stream: Any, label: str, deadline: float) -> int:
+    count = 0
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the flush packet demux yields at end of stream
+            continue
+        count += 1
+        if count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+            raise _fail(label, f"gave up after reading {count} frames (time limit)")
+    return count
+
+
+def _duration(container: InputContainer, stream: Any, frames: int) -> float:
+    # The stream's own duration is exact (frames / fps for a constant-rate file); the container's
+    # is rounded to microseconds and may cover other streams.
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    rate = stream.average_rate or stream.guessed_rate
+    return float(frames / rate) if rate else 0.0
+
+
+def _decode_into(container: InputContainer, out: np.ndarray) -> np.ndarray:
+    """Fill `out` in place: one preallocated array, never a list of frames plus a stacked copy."""
+    from av.video.reformatter import Interpolation, VideoReformatter
+
+    count, height, width = out.shape[:3]
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    reformatter = VideoReformatter()  # one scaler context for the whole clip, not one per frame
+    # swscale's fast YUV->RGB path darkens by 1-3 levels; the accurate one stays within 1. Decoded
+    # frames often feed the next render (extend, remix), where a bias would compound.
+    interpolation = (
+        Interpolation.LANCZOS | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    )
+    index = 0
+    for frame in container.decode(stream):
+        # A fixed output size also keeps the array rectangular if the stream changes resolution.
+        rgb = reformatter.reformat(frame, width, height, "rgb24", interpolation=interpolation)
+        out[index] = rgb.to_ndarray()
+        index += 1
+        if index == count:
+            break
+    return out[:index]
+
+
+def _check_limits(info: VideoInfo, label: str, *, max_pixels: int, max_duration_s: float) -> None:
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise _fail(
+            label, f"{info.width}x{info.height} is {pixels} pixels, over the limit of {max_pixels}"
+        )
+    if info.duration > max_duration_s:
+        raise _fail(label, f"{info.duration:.1f} s long, over the limit of {max_duration_s:g} s")
+
+
+def _size(size: object) -> tuple[int, int]:
+    try:
+        width, height = size  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise MediaError(f"size must be (width, height), got {size!r}", param="size") from None
+    return _positive(width, "size"), _positive(height, "size")
+
+
+def _human(count: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
+
+
+def _positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MediaError(f"{name} must be a positive integer, got {value!r}", param=name)
+    return value
+
+
+@contextlib.contextmanager
+def _open(source: VideoSource, label: str, timeout_s: float) -> Iterator[InputContainer]:
+    """Open for reading; any FFmpeg failure, at open or while the body reads, becomes MediaError."""
+    import av
+
+    target = os.fspath(source) if isinstance(source, (str, os.PathLike)) else source
+    try:
+        container = av.open(target, mode="r", timeout=timeout_s, container_options=_OPEN_OPTIONS)
+    except av.FFmpegError as err:
+        # EINVAL at open is FFmpeg refusing a demuxer outside the allowed list.
+        why = "not a supported video format" if err.errno == errno.EINVAL else _reason(err)
+        raise _fail(label, f"not a readable video ({why})") from err
+    try:
+        with container:
+            yield container
+    except av.FFmpegError as err:
+        raise _fail(label, f"damaged video data ({_reason(err)})") from err
+
+
+def _check_source(source: VideoSource, label: str) -> int:
+    """Return the size in bytes, refusing what cannot be a video before FFmpeg sees it."""
+    if not isinstance(source, (str, os.PathLike)):
+        return _stream_size(source, label)
+    try:
+        info = Path(source).stat()
+    except FileNotFoundError:
+        raise _fail(label, "no such file") from None
+    except OSError as err:
+        raise _fail(label, err.strerror or str(err)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _fail(label, "not a regular file")
+    if info.st_size == 0:
+        raise _fail(label, "file is empty")
+    return info.st_size
+
+
+def _stream_size(stream: IO[bytes], label: str) -> int:
+    try:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+    except (AttributeError, OSError, ValueError) as err:
+        raise _fail(label, f"not a seekable binary file ({err})") from None
+    if size == 0:
+        raise _fail(label, "file is empty")
+    return size
+
+
+def _rewind(source: VideoSource) -> None:
+    if not isinstance(source, (str, os.PathLike)):
+        source.seek(0)
+
+
+def _label(source: VideoSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<video stream>"
+
+
+def _reason(err: Exception) -> str:
+    # FFmpeg errors stringify as "[Errno N] reason: 'path'"; the reason alone reads better.
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _fail(label: str, reason: str) -> MediaError:
+    return MediaError(f"{label}: {reason}")

@@ -1,0 +1,52 @@
+"""Rendering a request to files: what the CLI and the workers share."""
+
+import pytest
+
+from moviola import media
+from moviola.engine import CancelToken, GenerationCancelled, GenerationRequest, Stage
+from moviola.jobs.render import output_paths, render
+
+
+def test_render_writes_the_three_files_at_the_requested_size(engine, tmp_path):
+    request = GenerationRequest("a heron", model="tiny", seconds=1, size=(320, 180), seed=2)
+    reports = []
+    files = render(engine, request, tmp_path / "out" / "heron.mp4", on_progress=reports.append)
+    assert files.video == tmp_path / "out" / "heron.mp4"
+    assert (files.thumbnail, files.spritesheet) == output_paths(files.video)
+    info = media.probe(files.video)
+    assert (info.width, info.height, info.frames, info.fps) == (320, 180, 16, 16)
+    assert files.info == info
+    assert set(files.timings) >= {"loading", "denoising", "decoding", "writing"}
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert reports[-1].stage is Stage.DONE
+    assert Stage.WRITING in {r.stage for r in reports}
+
+
+def test_a_cancelled_render_leaves_no_files(engine, tmp_path):
+    token = CancelToken()
+
+    def on_progress(report):
+        if report.stage is Stage.DENOISING and report.step:
+            token.cancel()
+
+    with pytest.raises(GenerationCancelled):
+        render(
+            engine,
+            GenerationRequest("a heron", model="tiny", frames=9, steps=5),
+            tmp_path / "heron.mp4",
+            on_progress=on_progress,
+            cancel=token,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_extension_writes_source_and_continuation(engine, tmp_path):
+    import numpy as np
+
+    source = np.full((10, 96, 160, 3), 90, np.uint8)
+    request = GenerationRequest("onwards", model="tiny", extend=source, frames=8, seed=1)
+    files = render(engine, request, tmp_path / "longer.mp4")
+    frames, info = media.decode_frames(files.video)
+    assert info.frames == 18
+    assert abs(int(frames[:10].mean()) - 90) <= 2  # the source, untouched up to H.264
