@@ -62,6 +62,20 @@ class Settings(BaseSettings):
     crf: int = 18
     x264_preset: str = "medium"
 
+    # Server.
+    database_url: str | None = None  # None: SQLite in the data dir
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # worker processes (one per device)
+    max_attempts: int = 3
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_queued_per_key: int = 100
+    requests_per_minute: int = 0  # per key; 0: unlimited
+    retention_hours: float = 0  # 0: keep videos until deleted
+    poll_after_ms: int = 1000
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
+
     @field_validator("model_aliases", mode="before")
     @classmethod
     def _parse_aliases(cls, value: Any) -> Any:
@@ -71,6 +85,14 @@ class Settings(BaseSettings):
             if any(len(pair) != 2 for pair in pairs):
                 raise ValueError("model_aliases must look like 'name=model,name=model'")
             value = {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: Any) -> Any:
+        """A comma-separated list in the environment, a list in TOML."""
+        if isinstance(value, str):
+            value = [url.strip() for url in value.split(",") if url.strip()]
         return value
 
     @classmethod
@@ -84,6 +106,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return init_settings, env_settings, toml
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'moviola.db'}"
+
+    @property
+    def blobs_path(self) -> Path:
+        return self.data_dir / "blobs"
 
     @property
     def models_path(self) -> Path:

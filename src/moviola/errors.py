@@ -30,3 +30,27 @@ class MediaError(InvalidRequestError):
     """An image or video could not be read or written: corrupt, truncated, too large, not media."""
 
     code = "invalid_media"
+
+
+class NotFoundError(MoviolaError):
+    """No such thing, or not the caller's: the two answer alike so ids leak nothing."""
+
+    code = "not_found"
+
+
+class ConflictError(MoviolaError):
+    """The thing exists but is in the wrong state for this (remixing an unfinished video)."""
+
+    code = "conflict"
+
+
+class TooLargeError(InvalidRequestError):
+    code = "too_large"
+
+
+class TooManyRequestsError(MoviolaError):
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, param: str | None = None):
+        super().__init__(message, param=param)
+        self.retry_after = retry_after

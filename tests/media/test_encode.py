@@ -266,3 +266,13 @@ def test_atomic_write_bytes_and_sha256(tmp_path: Path) -> None:
     assert path.read_bytes() == data
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     assert leftovers(tmp_path) == ["blob.bin"]
+
+
+def test_with_a_size_frames_of_different_sizes_are_each_scaled_to_it(tmp_path):
+    from moviola.media import probe, write_mp4
+
+    big = np.full((3, 120, 200, 3), 200, np.uint8)
+    small = np.full((2, 48, 80, 3), 40, np.uint8)
+    info = write_mp4([*big, *small], tmp_path / "mixed.mp4", fps=8, size=(200, 120))
+    assert (info.width, info.height, info.frames) == (200, 120, 5)
+    assert probe(tmp_path / "mixed.mp4").frames == 5

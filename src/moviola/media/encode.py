@@ -85,9 +85,11 @@ def write_mp4(
     """Encode RGB frames to an H.264 MP4 at `path`, atomically, and return what was written.
 
     `size=(width, height)` scales every frame to exactly that size (aspect is not preserved:
-    crop or pad beforehand if it matters). Without it the frames' own size is used, which must
-    be even because yuv420p stores colour at half resolution. Frame i is shown at i / fps, so
-    the file has exactly as many frames as were given and lasts frames / fps seconds.
+    crop or pad beforehand if it matters), so frames may then differ in size (an extension's
+    source and its continuation). Without it the frames' own size is used, which must be the
+    same for all and even, because yuv420p stores colour at half resolution. Frame i is shown
+    at i / fps, so the file has exactly as many frames as were given and lasts frames / fps
+    seconds.
     """
     target = Path(path)
     label = os.fspath(path)
@@ -103,7 +105,7 @@ def write_mp4(
     try:
         with atomic_write(target) as tmp:
             _encode(
-                _checked(stream, first.shape, label),
+                _checked(stream, first.shape if size is None else None, label),
                 tmp,
                 rate=rate,
                 size=(out_width, out_height),

@@ -1,0 +1,198 @@
+"""The durable queue: jobs are rows, workers lease them, and nothing is lost on a crash.
+
+A worker claims the oldest queued job with a lease that it renews while it works (each
+heartbeat also carries progress). A worker that dies stops renewing; its job is re-queued when
+the lease runs out, or at once when the supervisor sees the process go, until the job has used
+its attempts and fails with `worker_lost`. Every transition is one conditional UPDATE, so two
+workers never hold the same job and a late worker cannot overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.store.models import Video, WebhookEvent, new_id
+
+LEASE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a worker learns when it reports progress."""
+
+    keep_going: bool  # False: cancelled, deleted, or the lease is no longer ours
+
+
+def claim(sessions: sessionmaker[Session], worker: str, lease_s: float = LEASE_S) -> Video | None:
+    """Lease the oldest queued job to `worker`, or None when the queue is empty."""
+    with sessions.begin() as session:
+        candidates = (
+            select(Video.id)
+            .where(Video.status == "queued", Video.deleted_at.is_(None))
+            .order_by(Video.seq)
+            .limit(1)
+        )
+        if session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        job_id = session.execute(candidates).scalar()
+        if job_id is None:
+            return None
+        now = time.time()
+        claimed = session.execute(
+            update(Video)
+            .where(Video.id == job_id, Video.status == "queued")
+            .values(
+                status="in_progress",
+                lease_owner=worker,
+                lease_expires_at=now + lease_s,
+                attempts=Video.attempts + 1,
+                started_at=now,
+                stage="queued",
+            )
+            .returning(Video.id)
+        ).scalar()
+        if claimed is None:  # another worker was faster
+            return None
+        return session.get(Video, job_id)
+
+
+def heartbeat(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    worker: str,
+    *,
+    progress: int | None = None,
+    stage: str | None = None,
+    lease_s: float = LEASE_S,
+) -> Heartbeat:
+    values: dict[str, Any] = {"lease_expires_at": time.time() + lease_s}
+    if progress is not None:
+        values["progress"] = max(0, min(99, progress))  # 100 only once the files are in place
+    if stage is not None:
+        values["stage"] = stage
+    with sessions.begin() as session:
+        row = session.execute(
+            update(Video)
+            .where(_held_by(job_id, worker), Video.cancel_requested.is_(False))
+            .values(**values)
+            .returning(Video.id)
+        ).scalar()
+    return Heartbeat(keep_going=row is not None)
+
+
+def complete(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    worker: str,
+    *,
+    files: dict[str, Any],
+    result: dict[str, Any],
+) -> bool:
+    """Mark a job done with its files; False when it was no longer ours (cancelled, lost)."""
+    with sessions.begin() as session:
+        row = session.execute(
+            update(Video)
+            .where(_held_by(job_id, worker), Video.cancel_requested.is_(False))
+            .values(
+                status="completed",
+                progress=100,
+                stage="done",
+                completed_at=time.time(),
+                files=files,
+                result=result,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            .returning(Video.id)
+        ).scalar()
+        if row is not None:
+            _event(session, "video.completed", job_id)
+    return row is not None
+
+
+def fail(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    worker: str,
+    *,
+    code: str,
+    message: str,
+    retry: bool,
+) -> str | None:
+    """Fail the attempt: back to the queue if `retry` and attempts remain, else `failed`.
+
+    Returns the new status, or None when the job was no longer this worker's.
+    """
+    with sessions.begin() as session:
+        job = session.execute(
+            select(Video).where(_held_by(job_id, worker)).with_for_update()
+        ).scalar()
+        if job is None:
+            return None
+        _finish_attempt(session, job, code, message, retry)
+        return job.status
+
+
+def release_worker(sessions: sessionmaker[Session], worker: str, reason: str) -> list[str]:
+    """Give back every job a dead worker held (a crash counts as a failed attempt)."""
+    return _release(sessions, Video.lease_owner == worker, reason)
+
+
+def recover(sessions: sessionmaker[Session], *, everything: bool = False) -> list[str]:
+    """Re-queue jobs whose lease ran out (or, at start-up, every job in progress)."""
+    if everything:
+        condition = Video.status == "in_progress"
+    else:
+        condition = and_(Video.status == "in_progress", Video.lease_expires_at < time.time())
+    return _release(sessions, condition, "the worker stopped answering")
+
+
+def cancel(sessions: sessionmaker[Session], job_id: str) -> None:
+    """Ask for a job to stop; a queued job is never picked up, a running one stops within a
+    step (its worker sees this at its next heartbeat)."""
+    with sessions.begin() as session:
+        session.execute(update(Video).where(Video.id == job_id).values(cancel_requested=True))
+
+
+def _release(sessions: sessionmaker[Session], condition: Any, reason: str) -> list[str]:
+    released = []
+    with sessions.begin() as session:
+        jobs = session.execute(
+            select(Video).where(condition, Video.status == "in_progress").with_for_update()
+        ).scalars()
+        for job in jobs:
+            _finish_attempt(session, job, "worker_lost", reason, retry=True)
+            released.append(job.id)
+    return released
+
+
+def _finish_attempt(session: Session, job: Video, code: str, message: str, retry: bool) -> None:
+    job.lease_owner = None
+    job.lease_expires_at = None
+    if retry and job.attempts < job.max_attempts and not job.cancel_requested:
+        job.status, job.progress, job.stage = "queued", 0, None
+        return
+    if retry and job.attempts >= job.max_attempts:
+        message = f"{message} (gave up after {job.attempts} attempts)"
+    job.status, job.stage = "failed", "failed"
+    job.error_code, job.error_message = code, message
+    job.completed_at = time.time()
+    _event(session, "video.failed", job.id)
+
+
+def _held_by(job_id: str, worker: str) -> Any:
+    return and_(
+        Video.id == job_id,
+        Video.status == "in_progress",
+        Video.lease_owner == worker,
+        Video.deleted_at.is_(None),
+    )
+
+
+def _event(session: Session, kind: str, video_id: str) -> None:
+    session.add(WebhookEvent(id=new_id("evt"), type=kind, video_id=video_id))

@@ -1,0 +1,403 @@
+"""What the API (and the Studio) can do with videos: create, remix, edit, extend, read, delete.
+
+Every request is checked completely — model, sizes, durations, uploaded media, limits — before
+anything is written, so a refused request changes nothing. Ownership is checked on every read:
+another key's video is as absent as one that never existed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola import media
+from moviola.config import Settings
+from moviola.engine import GenerationRequest, get_model, parse_size, plan
+from moviola.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    TooLargeError,
+    TooManyRequestsError,
+)
+from moviola.store.blobs import Blobs
+from moviola.store.models import Video, new_id
+
+DEFAULT_MODEL = "sora-2"
+DEFAULT_SECONDS = "4"
+DEFAULT_SIZE = "720x1280"
+EXTENSION_SECONDS = (4, 8, 12, 16, 20)
+
+# Moviola's extra fields on create, with their type: a Sora client never sends them.
+EXTRAS = {
+    "seed": int,
+    "negative_prompt": str,
+    "num_inference_steps": int,
+    "guidance_scale": float,
+    "fps": int,
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: an API key's id, or None for the keyless loopback user."""
+
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a request."""
+
+    data: bytes
+    filename: str | None = None
+
+
+class VideoService:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+        self.settings = settings
+        self.sessions = sessions
+        self.blobs = blobs
+
+    # --- creating ------------------------------------------------------------------------
+
+    def create(
+        self,
+        caller: Caller,
+        *,
+        prompt: Any,
+        model: str | None = None,
+        seconds: Any = None,
+        size: str | None = None,
+        image: Upload | None = None,
+        extras: dict[str, Any] | None = None,
+    ) -> Video:
+        params = self._extras(extras or {})
+        return self._submit(
+            caller,
+            kind="create",
+            prompt=prompt,
+            model=model,
+            seconds=seconds,
+            size=size,
+            params=params,
+            image=image,
+        )
+
+    def remix(self, caller: Caller, video_id: str, *, prompt: Any, extras: dict | None = None):
+        source = self._finished(caller, video_id, "remix")
+        params = {**source.params, **self._extras(extras or {}), "strength": 0.6}
+        params.pop("seed", None)
+        return self._submit(
+            caller,
+            kind="remix",
+            prompt=prompt,
+            model=source.model,
+            seconds=source.seconds,
+            size=source.size,
+            params=params,
+            source=source,
+            remixed_from=source.id,
+        )
+
+    def edit(
+        self,
+        caller: Caller,
+        *,
+        prompt: Any,
+        video_id: str | None = None,
+        upload: Upload | None = None,
+        extras: dict | None = None,
+    ) -> Video:
+        source = self._source(caller, video_id, upload, "edit")
+        params = {**self._extras(extras or {}), "strength": 0.6}
+        return self._submit(
+            caller,
+            kind="edit",
+            prompt=prompt,
+            model=source.model if isinstance(source, Video) else None,
+            seconds=None,
+            size=None,
+            params=params,
+            source=source,
+        )
+
+    def extend(
+        self,
+        caller: Caller,
+        *,
+        prompt: Any,
+        seconds: Any,
+        video_id: str | None = None,
+        upload: Upload | None = None,
+        extras: dict | None = None,
+    ) -> Video:
+        added = _seconds(seconds if seconds is not None else "4")
+        if added not in EXTENSION_SECONDS:
+            raise InvalidRequestError(
+                f"an extension adds 4, 8, 12, 16 or 20 seconds, not {seconds}", param="seconds"
+            )
+        source = self._source(caller, video_id, upload, "extend")
+        params = {**self._extras(extras or {}), "extend_seconds": added}
+        return self._submit(
+            caller,
+            kind="extend",
+            prompt=prompt,
+            model=source.model if isinstance(source, Video) else None,
+            seconds=None,
+            size=None,
+            params=params,
+            source=source,
+        )
+
+    # --- reading and deleting --------------------------------------------------------------
+
+    def get(self, caller: Caller, video_id: str) -> Video:
+        with self.sessions() as session:
+            video = session.get(Video, video_id)
+        if video is None or video.deleted_at is not None or video.owner != caller.owner:
+            raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+        return video
+
+    def list(
+        self, caller: Caller, *, after: str | None = None, limit: int = 20, order: str = "desc"
+    ) -> tuple[list[Video], bool]:
+        if not 1 <= limit <= 100:
+            raise InvalidRequestError("limit must be 1–100", param="limit")
+        if order not in ("asc", "desc"):
+            raise InvalidRequestError("order must be asc or desc", param="order")
+        query = select(Video).where(
+            Video.owner.is_(None) if caller.owner is None else Video.owner == caller.owner,
+            Video.deleted_at.is_(None),
+        )
+        if after is not None:
+            cursor = self.get(caller, after)
+            query = query.where(
+                Video.seq < cursor.seq if order == "desc" else Video.seq > cursor.seq
+            )
+        query = query.order_by(Video.seq.desc() if order == "desc" else Video.seq.asc())
+        with self.sessions() as session:
+            rows = list(session.execute(query.limit(limit + 1)).scalars())
+        return rows[:limit], len(rows) > limit
+
+    def delete(self, caller: Caller, video_id: str) -> None:
+        """Gone at once for every reader; a running job stops within a step; files removed."""
+        video = self.get(caller, video_id)
+        with self.sessions.begin() as session:
+            row = session.get(Video, video.id)
+            row.deleted_at = time.time()
+            row.cancel_requested = True
+        if video.status != "in_progress":
+            self.blobs.remove(video.id)
+        # A running job's worker removes the files when it stops (it sees the cancel).
+
+    def content(self, caller: Caller, video_id: str, variant: str) -> tuple[Path, str]:
+        from moviola.store.blobs import VARIANTS
+
+        if variant not in VARIANTS:
+            raise InvalidRequestError(
+                "variant must be video, thumbnail or spritesheet", param="variant"
+            )
+        video = self.get(caller, video_id)
+        if video.status != "completed" or not video.files or variant not in video.files:
+            raise ConflictError(
+                f"video {video_id} is {video.status}; its content is available once completed",
+                param="video_id",
+            )
+        path = Path(video.files[variant]["path"])
+        if not path.is_file():
+            raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
+        return path, VARIANTS[variant][1]
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _finished(self, caller: Caller, video_id: str, action: str) -> Video:
+        video = self.get(caller, video_id)
+        if video.status != "completed":
+            raise ConflictError(
+                f"cannot {action} video {video_id}: it is {video.status}, not completed",
+                param="video_id",
+            )
+        return video
+
+    def _source(
+        self, caller: Caller, video_id: str | None, upload: Upload | None, action: str
+    ) -> Video | Upload:
+        if (video_id is None) == (upload is None):
+            raise InvalidRequestError(
+                'give the video to work on as an upload or as {"id": …}, one of the two',
+                param="video",
+            )
+        return self._finished(caller, video_id, action) if video_id else upload
+
+    def _extras(self, extras: dict[str, Any]) -> dict[str, Any]:
+        params = {}
+        for name, kind in EXTRAS.items():
+            value = extras.get(name)
+            if value is None or value == "":
+                continue
+            try:
+                params[name] = kind(value) if kind is not int else int(str(value))
+            except (TypeError, ValueError):
+                what = {int: "an integer", float: "a number"}.get(kind, "text")
+                raise InvalidRequestError(f"{name} must be {what}", param=name) from None
+        return params
+
+    def _submit(
+        self,
+        caller: Caller,
+        *,
+        kind: str,
+        prompt: Any,
+        model: str | None,
+        seconds: Any,
+        size: str | None,
+        params: dict[str, Any],
+        image: Upload | None = None,
+        source: Video | Upload | None = None,
+        remixed_from: str | None = None,
+    ) -> Video:
+        settings = self.settings
+        if not isinstance(prompt, str):
+            raise InvalidRequestError("prompt is required", param="prompt")
+        model = model or DEFAULT_MODEL
+        engine_model = settings.resolve_model(model)
+        spec = get_model(engine_model)
+
+        upload_bytes = sum(len(u.data) for u in (image, source) if isinstance(u, Upload))
+        if upload_bytes > settings.max_upload_bytes:
+            raise TooLargeError(
+                f"the upload is {upload_bytes:,} bytes; the limit is {settings.max_upload_bytes:,}",
+                param="input_reference" if image else "video",
+            )
+
+        stand_in: dict[str, Any] = {}
+        input_suffix = None
+        if image is not None:
+            media.load_image(
+                image.data, max_pixels=settings.max_input_pixels, name="input_reference"
+            )
+            stand_in["image"], input_suffix = object(), ".img"
+        if source is not None:
+            info = self._probe_source(source)
+            frames = np.broadcast_to(
+                np.zeros((1, 1, 1, 3), np.uint8), (info.frames, info.height, info.width, 3)
+            )
+            if kind == "extend":
+                stand_in["extend"] = frames
+            else:
+                stand_in["video"] = frames
+            if isinstance(source, Upload):
+                input_suffix = ".mp4"
+
+        output_size = size or (source.size if isinstance(source, Video) else None)
+        if output_size is None and source is None:
+            output_size = DEFAULT_SIZE
+        request = GenerationRequest(
+            prompt=prompt,
+            model=engine_model,
+            negative_prompt=params.get("negative_prompt"),
+            size=parse_size(output_size) if output_size else None,
+            seconds=(
+                params["extend_seconds"]
+                if kind == "extend"
+                else _seconds(seconds if seconds is not None else DEFAULT_SECONDS)
+                if kind == "create"
+                else None
+            ),
+            fps=params.get("fps"),
+            steps=params.get("num_inference_steps"),
+            guidance=params.get("guidance_scale"),
+            seed=params.get("seed"),
+            strength=params.get("strength", 0.6),
+            max_prompt_chars=settings.max_prompt_chars,
+            max_seconds=settings.max_seconds,
+            **stand_in,
+        )
+        resolved = plan(request, spec)
+        self._check_queue(caller)
+
+        video_id = new_id("video")
+        params = {**params, "seed": resolved.seed}
+        row = Video(
+            id=video_id,
+            seq=time.time_ns(),
+            owner=caller.owner,
+            kind=kind,
+            status="queued",
+            model=model,
+            engine_model=engine_model,
+            prompt=prompt,
+            seconds=_format_seconds(resolved.seconds),
+            size=f"{resolved.size[0]}x{resolved.size[1]}",
+            params=params,
+            remixed_from_video_id=remixed_from,
+            source_video_id=source.id if isinstance(source, Video) else None,
+            max_attempts=settings.max_attempts,
+            expires_at=None,
+        )
+        if input_suffix is not None:
+            data = image.data if image is not None else source.data
+            path = self.blobs.input_path(video_id, input_suffix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            media.atomic_write_bytes(path, data)
+            row.input_path = str(path)
+        with self.sessions.begin() as session:
+            session.add(row)
+        return row
+
+    def _probe_source(self, source: Video | Upload) -> media.VideoInfo:
+        limits = dict(
+            max_pixels=self.settings.max_input_pixels,
+            max_duration_s=self.settings.max_input_seconds,
+        )
+        if isinstance(source, Video):
+            return media.probe(Path(source.files["video"]["path"]))
+        import io
+
+        info = media.probe(io.BytesIO(source.data))
+        if info.width * info.height > limits["max_pixels"]:
+            raise InvalidRequestError("the video has too many pixels", param="video")
+        if info.duration > limits["max_duration_s"]:
+            raise InvalidRequestError("the video is too long", param="video")
+        return info
+
+    def _check_queue(self, caller: Caller) -> None:
+        with self.sessions() as session:
+            waiting = session.execute(
+                select(func.count())
+                .select_from(Video)
+                .where(
+                    Video.owner.is_(None) if caller.owner is None else Video.owner == caller.owner,
+                    Video.status.in_(("queued", "in_progress")),
+                    Video.deleted_at.is_(None),
+                )
+            ).scalar()
+        if waiting >= self.settings.max_queued_per_key:
+            raise TooManyRequestsError(
+                f"{waiting} videos are already waiting; the limit is "
+                f"{self.settings.max_queued_per_key}",
+                retry_after=max(1.0, self.settings.poll_after_ms / 1000),
+            )
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise InvalidRequestError(
+            f"seconds must be a number, got {value!r}", param="seconds"
+        ) from None
+    if not seconds > 0:
+        raise InvalidRequestError("seconds must be greater than 0", param="seconds")
+    return seconds
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(round(seconds)) if abs(seconds - round(seconds)) < 1e-6 else f"{seconds:.2f}"

@@ -1,0 +1,1 @@
+"""Storage: the database (jobs, keys, webhook outbox) and the blob folder."""

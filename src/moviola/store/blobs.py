@@ -1,0 +1,35 @@
+"""Where a video's files live: one folder per video under the data dir's `blobs/`.
+
+Writers put files here atomically (temporary name, then rename), so a name that exists is a
+whole file; the row in the database says which of them belong to a finished video.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+VARIANTS = {
+    "video": ("video.mp4", "video/mp4"),
+    "thumbnail": ("video.thumb.webp", "image/webp"),
+    "spritesheet": ("video.sprite.jpg", "image/jpeg"),
+}
+
+
+class Blobs:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, video_id: str) -> Path:
+        if not video_id.replace("_", "").isalnum():  # ids are ours, but never trust a path part
+            raise ValueError(f"not a video id: {video_id!r}")
+        return self.root / video_id
+
+    def path(self, video_id: str, variant: str) -> Path:
+        return self.folder(video_id) / VARIANTS[variant][0]
+
+    def input_path(self, video_id: str, suffix: str) -> Path:
+        return self.folder(video_id) / f"input{suffix}"
+
+    def remove(self, video_id: str) -> None:
+        shutil.rmtree(self.folder(video_id), ignore_errors=True)

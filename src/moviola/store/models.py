@@ -1,0 +1,108 @@
+"""The database tables. Every change to them comes with an Alembic migration in `migrations/`.
+
+A `Video` row is a job and its result at once: its status moves queued → in_progress →
+completed | failed, and it says exactly which files exist (path, size and SHA-256 of each).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now() -> float:
+    return time.time()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON}
+
+
+class Video(Base):
+    __tablename__ = "videos"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Insertion order: the queue's order and the list endpoint's cursor, unique and monotonic
+    # even for rows created in the same second.
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # an ApiKey id
+    kind: Mapped[str] = mapped_column(String(16), default="create")  # create|remix|edit|extend
+
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[str | None] = mapped_column(String(32))
+
+    model: Mapped[str] = mapped_column(String(200))  # as the client named it
+    engine_model: Mapped[str] = mapped_column(String(500))  # the catalogue id it resolved to
+    prompt: Mapped[str | None] = mapped_column(Text)
+    seconds: Mapped[str] = mapped_column(String(16))
+    size: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # everything else asked for
+    remixed_from_video_id: Mapped[str | None] = mapped_column(String(64))
+    source_video_id: Mapped[str | None] = mapped_column(String(64))  # edit / extend source
+    input_path: Mapped[str | None] = mapped_column(String(500))  # an uploaded reference
+
+    created_at: Mapped[float] = mapped_column(default=now)
+    started_at: Mapped[float | None]
+    completed_at: Mapped[float | None]
+    expires_at: Mapped[float | None]
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[float | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[float | None]  # deleted: invisible at once, files removed by the sweeper
+
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    # What the render produced; all null until the row is completed.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # seed, render size, timings …
+    files: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # variant → {path, bytes, sha256}
+
+    __table_args__ = (Index("ix_videos_status_seq", "status", "seq"),)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32))  # shown in listings; the key is never stored
+    secret_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[float] = mapped_column(default=now)
+    revoked_at: Mapped[float | None]
+
+
+class WebhookEvent(Base):
+    """The outbox: an event is written with the state change it reports, then delivered."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    video_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(default=now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(default=now, index=True)
+    delivered_at: Mapped[float | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Character(Base):
+    __tablename__ = "characters"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    video_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[float] = mapped_column(default=now)
