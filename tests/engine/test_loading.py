@@ -73,3 +73,14 @@ def test_offload_is_ignored_on_a_cpu(tmp_path):
     eng = Engine(placement=Placement(device="cpu", offload="model"))
     result = eng.generate(GenerationRequest("a fox", model="tiny", frames=5, seed=1))
     assert len(result.frames) == 5
+
+
+def test_vae_tiling_can_be_asked_for_on_any_device():
+    from moviola.engine import Placement
+
+    eng = Engine(placement=Placement(device="cpu", vae_tiling=True))
+    result = eng.generate(GenerationRequest("a fox", model="tiny", frames=5, seed=1))
+    assert len(result.frames) == 5
+    spec, weights = resolve_model("tiny")
+    pipe = eng.pipelines.get(spec, weights, spec.capabilities[0], eng.placement)
+    assert pipe.vae.use_tiling

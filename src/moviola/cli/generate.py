@@ -32,6 +32,9 @@ def generate(
     seed: int = typer.Option(None, help="Seed; the same seed and request give the same video."),
     device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 …"),
     offload: str = typer.Option(None, help="none, model or sequential (saves GPU memory)."),
+    vae_tiling: bool = typer.Option(
+        None, "--vae-tiling/--no-vae-tiling", help="Decode in tiles (default: on for GPUs)."
+    ),
     crf: int = typer.Option(None, help="H.264 quality: lower is better and bigger (default 18)."),
 ) -> None:
     """Generate a video from a prompt, an image or a video, and write it as MP4."""
@@ -73,7 +76,11 @@ def generate(
         )
         engine = Engine(
             models_dir=settings.models_path,
-            placement=Placement(device or settings.device, offload, settings.vae_tiling),
+            placement=Placement(
+                device or settings.device,
+                offload,
+                settings.vae_tiling if vae_tiling is None else vae_tiling,
+            ),
         )
         plan = engine.plan(request)  # bad input fails here, before any model loads
         if plan.spec.is_test_model:
