@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	touch $@
 
 run: setup
-	$(BIN)/moviola generate "a paper boat drifting across a pond at dawn" --model tiny \
-		--seconds 2 --size 1280x720 --output demo.mp4
+	$(BIN)/moviola serve
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -34,6 +33,7 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/api_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     poll_after_ms: int = 1000
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
+    webhook_max_attempts: int = 12  # about a day of retries, then the event is left
 
     @field_validator("model_aliases", mode="before")
     @classmethod

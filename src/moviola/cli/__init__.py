@@ -35,10 +35,13 @@ def _root(
 
 
 def _register() -> None:
-    from moviola.cli import generate, models
+    from moviola.cli import generate, keys, models, serve, worker
 
     app.command("generate")(generate.generate)
     app.add_typer(models.app, name="models")
+    app.command("worker")(worker.worker)
+    app.add_typer(keys.app, name="keys")
+    app.command("serve")(serve.serve)
 
 
 _register()

@@ -138,9 +138,12 @@ def fail(
         return job.status
 
 
-def release_worker(sessions: sessionmaker[Session], worker: str, reason: str) -> list[str]:
-    """Give back every job a dead worker held (a crash counts as a failed attempt)."""
-    return _release(sessions, Video.lease_owner == worker, reason)
+def release_worker(
+    sessions: sessionmaker[Session], worker: str, reason: str, *, count_attempt: bool = True
+) -> list[str]:
+    """Give back every job a worker held: a crash counts as a failed attempt, a clean stop
+    (`count_attempt=False`) does not."""
+    return _release(sessions, Video.lease_owner == worker, reason, count_attempt)
 
 
 def recover(sessions: sessionmaker[Session], *, everything: bool = False) -> list[str]:
@@ -159,13 +162,17 @@ def cancel(sessions: sessionmaker[Session], job_id: str) -> None:
         session.execute(update(Video).where(Video.id == job_id).values(cancel_requested=True))
 
 
-def _release(sessions: sessionmaker[Session], condition: Any, reason: str) -> list[str]:
+def _release(
+    sessions: sessionmaker[Session], condition: Any, reason: str, count_attempt: bool = True
+) -> list[str]:
     released = []
     with sessions.begin() as session:
         jobs = session.execute(
             select(Video).where(condition, Video.status == "in_progress").with_for_update()
         ).scalars()
         for job in jobs:
+            if not count_attempt:
+                job.attempts -= 1  # interrupted, not failed: the claim is given back
             _finish_attempt(session, job, "worker_lost", reason, retry=True)
             released.append(job.id)
     return released

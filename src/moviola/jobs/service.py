@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from moviola import media
 from moviola.config import Settings
 from moviola.engine import GenerationRequest, get_model, parse_size, plan
+from moviola.engine.loading import find_weights
 from moviola.errors import (
     ConflictError,
     InvalidRequestError,
@@ -113,6 +114,7 @@ class VideoService:
         prompt: Any,
         video_id: str | None = None,
         upload: Upload | None = None,
+        model: str | None = None,
         extras: dict | None = None,
     ) -> Video:
         source = self._source(caller, video_id, upload, "edit")
@@ -121,7 +123,7 @@ class VideoService:
             caller,
             kind="edit",
             prompt=prompt,
-            model=source.model if isinstance(source, Video) else None,
+            model=source.model if isinstance(source, Video) else model,
             seconds=None,
             size=None,
             params=params,
@@ -136,6 +138,7 @@ class VideoService:
         seconds: Any,
         video_id: str | None = None,
         upload: Upload | None = None,
+        model: str | None = None,
         extras: dict | None = None,
     ) -> Video:
         added = _seconds(seconds if seconds is not None else "4")
@@ -149,7 +152,7 @@ class VideoService:
             caller,
             kind="extend",
             prompt=prompt,
-            model=source.model if isinstance(source, Video) else None,
+            model=source.model if isinstance(source, Video) else model,
             seconds=None,
             size=None,
             params=params,
@@ -269,6 +272,7 @@ class VideoService:
         model = model or DEFAULT_MODEL
         engine_model = settings.resolve_model(model)
         spec = get_model(engine_model)
+        find_weights(spec, settings.models_path)  # a model this server lacks: refused now
 
         upload_bytes = sum(len(u.data) for u in (image, source) if isinstance(u, Upload))
         if upload_bytes > settings.max_upload_bytes:

@@ -58,9 +58,15 @@ class Worker:
             placement=Placement(device or settings.device, settings.offload, settings.vae_tiling),
             max_loaded=settings.max_loaded_models,
         )
+        self._stopping = threading.Event()
 
     def run(self, stop: threading.Event, poll_s: float = 0.05) -> None:
-        """Work until `stop` is set; an empty queue is polled every `poll_s`."""
+        """Work until `stop` is set; an empty queue is polled every `poll_s`.
+
+        A job in progress when `stop` is set stops within a step and goes back to the queue
+        without using one of its attempts: shutting a worker down costs no job anything.
+        """
+        self._stopping = stop
         while not stop.is_set():
             if not self.run_one():
                 stop.wait(poll_s)
@@ -85,12 +91,18 @@ class Worker:
                 request,
                 self.blobs.path(job.id, "video"),
                 on_progress=beat.report,
-                cancel=CancelToken(check=beat.stopped),
+                cancel=CancelToken(check=lambda: self._stopping.is_set() or beat.stopped()),
                 crf=self.settings.crf,
                 preset=self.settings.x264_preset,
             )
         except GenerationCancelled:
-            log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
+            if self._stopping.is_set():
+                queue.release_worker(
+                    self.sessions, self.name, "the worker stopped", count_attempt=False
+                )
+                log.info("%s: %s handed back to the queue", self.name, job.id)
+            else:
+                log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
             self._discard(job.id)
             return
         except InvalidRequestError as err:  # this request can never succeed: do not retry

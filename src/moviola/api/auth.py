@@ -1,0 +1,114 @@
+"""Who is calling: an API key's owner, or the keyless local user.
+
+With no API key created, the server answers only requests from this machine, with no key
+needed (the `openai` SDK always sends one; any value passes). Once a key exists, every request
+needs a live one. A request that came through a proxy (it carries forwarding headers) never
+counts as local, so a reverse proxy on the same machine cannot open a keyless server to the
+world.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.api.errors import AuthenticationError
+from moviola.jobs.service import Caller
+from moviola.store import keys
+
+# Documents the scheme in the OpenAPI schema; the check itself is below.
+bearer = HTTPBearer(auto_error=False, description="An API key from `moviola keys create`.")
+
+_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Caller:
+    """The caller of `request`, or 401 `invalid_api_key`.
+
+    Async on purpose, though a lookup may block: it is one indexed read (SQLite in WAL mode
+    never waits on writers), and usually none (see `KeyCache`), far cheaper than a hop to the
+    thread pool on every request, polling included.
+    """
+    state = request.app.state
+    cache: KeyCache = state.key_cache
+    if not cache.any_keys():
+        local = request.client is not None and is_loopback(request.client.host)
+        if local and not any(name in request.headers for name in _PROXY_HEADERS):
+            return _admit(state, Caller(owner=None))
+        raise AuthenticationError(
+            "this server has no API keys yet and answers only local requests without one; "
+            "create a key with `moviola keys create NAME` and send it as a Bearer token"
+        )
+    secret = credentials.credentials.strip() if credentials is not None else ""
+    if not secret:
+        raise AuthenticationError(
+            "missing API key: send it in an 'Authorization: Bearer <key>' header"
+        )
+    owner = cache.owner_of(secret)
+    if owner is None:
+        raise AuthenticationError("incorrect or revoked API key")
+    return _admit(state, Caller(owner=owner))
+
+
+def _admit(state: Any, caller: Caller) -> Caller:
+    state.limiter.check(caller.owner)
+    return caller
+
+
+class KeyCache:
+    """The key lookups every request makes, remembered for `ttl_s`.
+
+    Keys are created and revoked by `moviola keys` in another process, so a change takes
+    effect within `ttl_s`. Only accepted keys are remembered (by hash, never the secret), so
+    guessing cannot grow the cache.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, sessions: sessionmaker[Session], ttl_s: float = 1.0):
+        self.sessions = sessions
+        self.ttl_s = ttl_s
+        self._any = (False, 0.0)  # (value, valid until)
+        self._owners: dict[str, tuple[str, float]] = {}  # secret hash → (key id, until)
+
+    def any_keys(self) -> bool:
+        value, until = self._any
+        now = time.monotonic()
+        if now >= until:
+            value = keys.any_keys(self.sessions)
+            self._any = (value, now + self.ttl_s)
+        return value
+
+    def owner_of(self, secret: str) -> str | None:
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._owners.get(digest)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        key = keys.verify(self.sessions, secret)
+        if key is None:
+            self._owners.pop(digest, None)
+            return None
+        if len(self._owners) >= self.MAX_ENTRIES:
+            self._owners.clear()
+        self._owners[digest] = (key.id, now + self.ttl_s)
+        return key.id

@@ -1,0 +1,59 @@
+"""What runs beside the API for as long as the server does.
+
+- the worker supervisor (`settings.workers` worker processes; 0 for an API-only node whose
+  workers run elsewhere on the same database);
+- the webhook dispatcher and the sweeper (retention, deleted files).
+
+Jobs of local workers that die are handed back by the supervisor at once. Expired leases are
+not swept while running: workers renew theirs only between steps, so a long model load or
+VAE decode would look like a lost worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.config import Settings
+from moviola.store.blobs import Blobs
+
+log = logging.getLogger("moviola.server")
+
+
+class Background:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+        from moviola.jobs.supervisor import Supervisor
+        from moviola.jobs.sweeper import Sweeper
+        from moviola.jobs.webhooks import Dispatcher
+
+        self.supervisor = Supervisor(settings)
+        # Stopped in this order: workers first, so that their last events still get sent.
+        self._services: list[tuple[str, Any]] = [
+            ("workers", self.supervisor),
+            ("webhooks", Dispatcher(settings, sessions)),
+            ("sweeper", Sweeper(settings, sessions, blobs)),
+        ]
+
+    def start(self) -> None:
+        started = []
+        try:
+            for name, service in self._services:
+                service.start()
+                started.append((name, service))
+        except BaseException:
+            for name, service in reversed(started):
+                self._stop_one(name, service)
+            raise
+
+    def stop(self) -> None:
+        for name, service in self._services:
+            self._stop_one(name, service)
+
+    @staticmethod
+    def _stop_one(name: str, service: Any) -> None:
+        try:
+            service.stop()
+        except Exception:
+            log.exception("stopping the %s failed", name)

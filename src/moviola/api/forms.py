@@ -1,0 +1,212 @@
+"""Request bodies in every shape clients send: JSON, url-encoded forms and multipart.
+
+The `openai` SDK posts `create`, `edit`, `extend` and `create_character` as multipart even
+with no file in them, flattening nested values into bracketed names (`video[id]`,
+`input_reference[image_url]`, `characters[][id]`); raw HTTP clients post JSON. All of them
+become one `Body`: nested plain fields, plus the file parts by name.
+
+Uploads are bounded while they arrive: a declared `Content-Length` over the limit is refused
+before a byte is read, and a body without one is counted as it streams, so a client can never
+make the server hold more than the limit (file parts spool to disk past 1 MiB).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from moviola.errors import InvalidRequestError, TooLargeError
+from moviola.jobs.service import Upload
+
+# Room for the plain fields and the multipart framing around a maximum-size file.
+FIELDS_ALLOWANCE = 1024 * 1024
+# A refused body is still read (and thrown away) up to this much, so that the client, which
+# is still sending, gets to read the 413 rather than a reset connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
+MAX_PARTS = 1000
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+@dataclass
+class Body:
+    fields: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Upload] = field(default_factory=dict)
+
+
+def body_limit(max_upload_bytes: int, content_type: str) -> int:
+    """The most bytes a request body may have: one upload, raw in multipart or base64 (4/3
+    larger) as a data URL in JSON or a url-encoded form, plus its fields."""
+    if content_type == "multipart/form-data":
+        return max_upload_bytes + FIELDS_ALLOWANCE
+    return max_upload_bytes * 4 // 3 + FIELDS_ALLOWANCE
+
+
+async def read_body(request: Request, max_upload_bytes: int) -> Body:
+    """Parse a POST body; raises `InvalidRequestError` (400) or `TooLargeError` (413)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = body_limit(max_upload_bytes, content_type)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        if int(declared) - limit <= DRAIN_LIMIT:
+            await _drain(request.stream())
+        raise _too_large(max_upload_bytes)
+    stream = _limited(request, limit, max_upload_bytes)
+
+    if content_type == "multipart/form-data":
+        return await _multipart(request, stream, limit, max_upload_bytes)
+    raw = b"".join([chunk async for chunk in stream])
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(raw.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise InvalidRequestError("the form body is not valid UTF-8") from None
+        return Body(fields=unflatten(pairs))
+    if not raw.strip():
+        return Body()
+    if content_type not in ("", "application/json") and not content_type.endswith("+json"):
+        raise InvalidRequestError(
+            f"unsupported Content-Type {content_type!r}: send application/json, "
+            "multipart/form-data or application/x-www-form-urlencoded"
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidRequestError(f"the body is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("the JSON body must be an object")
+    return Body(fields=data)
+
+
+def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`[("video[id]", "v"), ("characters[][id]", "c")]` → `{"video": {"id": "v"},
+    "characters": [{"id": "c"}]}`.
+
+    `a[]` appends to a list; `a[][k]` starts a new list item when the item being filled
+    already has `k` (how the SDK writes a list of objects); `a[0][k]` addresses an item.
+    """
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        match = _KEY.match(key)
+        if match is None:  # not bracket syntax: keep the name as it came
+            result[key] = value
+            continue
+        path = [match[1], *re.findall(r"\[([^\[\]]*)\]", match[2])]
+        _put(result, path, value, key)
+    return result
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _put(container: dict | list, path: list[str], value: Any, key: str) -> None:
+    head, rest = path[0], path[1:]
+    if isinstance(container, list):
+        if head == "":
+            if not rest:
+                container.append(value)
+                return
+            # A new item when the last one already holds this name (or is not an object).
+            if not container or not isinstance(container[-1], dict) or rest[0] in container[-1]:
+                container.append({})
+            _put(container[-1], rest, value, key)
+            return
+        if not head.isdigit() or int(head) > len(container) or int(head) > MAX_PARTS:
+            raise InvalidRequestError(f"bad list index in field name {key!r}", param=key)
+        index = int(head)
+        if not rest:
+            if index == len(container):
+                container.append(value)
+            else:
+                container[index] = value
+            return
+        if index == len(container):
+            container.append([] if rest[0] == "" or rest[0].isdigit() else {})
+        _put(container[index], rest, value, key)
+        return
+
+    if not rest:
+        container[head] = value
+        return
+    wants_list = rest[0] == "" or rest[0].isdigit()
+    child = container.get(head)
+    if child is None or not isinstance(child, (list, dict)):
+        child = [] if wants_list else {}
+        container[head] = child
+    elif isinstance(child, dict) != (not wants_list):
+        raise InvalidRequestError(f"field {head!r} is given in two shapes", param=head)
+    _put(child, rest, value, key)
+
+
+async def _limited(request: Request, limit: int, max_upload_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refusing it once more than `limit` bytes have arrived."""
+    seen = 0
+    stream = request.stream()
+    try:
+        async for chunk in stream:
+            seen += len(chunk)
+            if seen > limit:
+                await _drain(stream)
+                raise _too_large(max_upload_bytes)
+            yield chunk
+    except ClientDisconnect:
+        raise InvalidRequestError("the client disconnected while sending the body") from None
+
+
+async def _drain(stream: AsyncIterator[bytes], budget: int = DRAIN_LIMIT) -> None:
+    try:
+        async for chunk in stream:
+            budget -= len(chunk)
+            if budget < 0:
+                return
+    except ClientDisconnect:
+        return
+
+
+async def _multipart(
+    request: Request, stream: AsyncIterator[bytes], limit: int, max_upload_bytes: int
+) -> Body:
+    parser = MultiPartParser(
+        request.headers,
+        stream,  # type: ignore[arg-type]
+        max_files=MAX_PARTS,
+        max_fields=MAX_PARTS,
+        max_part_size=limit,  # a data URL in a plain field can be as big as a file
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as err:
+        raise InvalidRequestError(f"malformed multipart body: {err.message}") from None
+    pairs: list[tuple[str, Any]] = []
+    files: dict[str, Upload] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if value.size is not None and value.size > max_upload_bytes:
+                    raise _too_large(max_upload_bytes, param=name)
+                data = await value.read()
+                if len(data) > max_upload_bytes:
+                    raise _too_large(max_upload_bytes, param=name)
+                if name in files:
+                    raise InvalidRequestError(f"{name} is given twice", param=name)
+                files[name] = Upload(data=data, filename=value.filename)
+            else:
+                pairs.append((name, value))
+    finally:
+        await form.close()
+    return Body(fields=unflatten(pairs), files=files)
+
+
+def _too_large(limit: int, param: str | None = None) -> TooLargeError:
+    return TooLargeError(
+        f"the request is larger than this server accepts (uploads up to {limit:,} bytes)",
+        param=param,
+    )

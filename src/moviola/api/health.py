@@ -1,0 +1,204 @@
+"""`/healthz` for load balancers and service managers, `/metrics` for Prometheus.
+
+Health is "can this server do its job": the database answers and (when it runs workers) at
+least one worker process is alive. Metrics are read from the database at scrape time, so they
+count the work of every worker, including ones on other machines; stage durations are
+accumulated from completed rows as they appear (completed rows are never changed again, so
+the histograms only grow, as Prometheus expects).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.store.models import Video
+
+router = APIRouter(tags=["operations"])
+
+STATUSES = ("queued", "in_progress", "completed", "failed")
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Rows completed up to this long before the newest one seen are read again, in case a slower
+# transaction committed them late; ids already counted are skipped.
+OVERLAP_S = 300.0
+
+
+class WorkerHealth(BaseModel):
+    name: str
+    pid: int | None
+    alive: bool
+    restarts: int
+    current_job: str | None = None
+
+
+class Health(BaseModel):
+    status: str  # ok | degraded | unavailable
+    database: str
+    workers: list[WorkerHealth]
+    queued: int | None
+    in_progress: int | None
+    reasons: list[str]
+
+
+def check(request: Request) -> tuple[int, dict[str, Any]]:
+    state = request.app.state
+    reasons: list[str] = []
+    counts: dict[str, int] = {}
+    try:
+        with state.sessions() as session:
+            session.execute(text("SELECT 1"))
+            counts = _counts(session)
+        database = "ok"
+    except Exception as err:
+        database = f"unreachable: {type(err).__name__}"
+        reasons.append(f"the database does not answer ({type(err).__name__})")
+
+    workers = []
+    try:
+        workers = [
+            WorkerHealth(
+                name=w.name,
+                pid=w.pid,
+                alive=w.alive,
+                restarts=w.restarts,
+                current_job=getattr(w, "current_job", None),
+            ).model_dump()
+            for w in state.background.supervisor.status()
+        ]
+    except Exception as err:
+        reasons.append(f"the worker status is unknown ({type(err).__name__})")
+    alive = sum(w["alive"] for w in workers)
+    if state.settings.workers > 0 and alive == 0:
+        reasons.append("no worker process is alive")
+    elif alive < state.settings.workers:
+        reasons.append(f"{state.settings.workers - alive} worker(s) restarting")
+
+    unavailable = database != "ok" or (state.settings.workers > 0 and alive == 0)
+    status = "unavailable" if unavailable else "degraded" if reasons else "ok"
+    body = Health(
+        status=status,
+        database=database,
+        workers=workers,
+        queued=counts.get("queued", 0) if database == "ok" else None,
+        in_progress=counts.get("in_progress", 0) if database == "ok" else None,
+        reasons=reasons,
+    )
+    return (503 if unavailable else 200), body.model_dump()
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Cannot serve: the body says why."}},
+)
+def healthz(request: Request) -> JSONResponse:
+    status, body = check(request)
+    return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class Collector:
+    """Prometheus collector reading the database (and the supervisor) at each scrape."""
+
+    def __init__(self, sessions: sessionmaker[Session], supervisor: Any):
+        self.sessions = sessions
+        self.supervisor = supervisor
+        self._lock = threading.Lock()
+        self._stages: dict[str, list[float]] = {}  # stage → [bucket counts…, sum, count]
+        self._counted: dict[str, float] = {}  # recently counted ids → completed_at
+        self._newest = 0.0
+
+    def collect(self) -> Iterator[Any]:
+        with self.sessions() as session:
+            counts = _counts(session)
+            self._observe(session)
+        videos = GaugeMetricFamily(
+            "moviola_videos", "Videos (not deleted) by status.", labels=["status"]
+        )
+        for status in STATUSES:
+            videos.add_metric([status], counts.get(status, 0))
+        yield videos
+        yield GaugeMetricFamily(
+            "moviola_queue_depth", "Jobs waiting for a worker.", value=counts.get("queued", 0)
+        )
+
+        statuses = self.supervisor.status()
+        yield GaugeMetricFamily(
+            "moviola_workers_alive",
+            "Worker processes running.",
+            value=sum(1 for w in statuses if w.alive),
+        )
+        restarts = CounterMetricFamily(
+            "moviola_worker_restarts", "Worker processes restarted after dying."
+        )
+        restarts.add_metric([], self.supervisor.restarts)
+        yield restarts
+
+        stages = HistogramMetricFamily(
+            "moviola_stage_seconds",
+            "Time completed jobs spent in each stage (queued: waiting for a worker).",
+            labels=["stage"],
+        )
+        with self._lock:
+            for stage, values in sorted(self._stages.items()):
+                cumulative = [(str(b), values[i]) for i, b in enumerate(BUCKETS)]
+                cumulative.append(("+Inf", values[len(BUCKETS) + 1]))
+                stages.add_metric([stage], cumulative, sum_value=values[len(BUCKETS)])
+        yield stages
+
+    def _observe(self, session: Session) -> None:
+        with self._lock:
+            since = self._newest - OVERLAP_S if self._newest else None
+            query = select(
+                Video.id, Video.created_at, Video.started_at, Video.completed_at, Video.result
+            ).where(Video.status == "completed", Video.completed_at.is_not(None))
+            if since is not None:
+                query = query.where(Video.completed_at >= since)
+            for video_id, created, started, completed, result in session.execute(query):
+                if video_id in self._counted:
+                    continue
+                self._counted[video_id] = completed
+                self._newest = max(self._newest, completed)
+                if started is not None:
+                    self._add("queued", max(0.0, started - created))
+                for stage, seconds in ((result or {}).get("timings") or {}).items():
+                    self._add(stage, float(seconds))
+            floor = self._newest - OVERLAP_S
+            self._counted = {k: v for k, v in self._counted.items() if v >= floor}
+
+    def _add(self, stage: str, seconds: float) -> None:
+        # Cumulative bucket counts, then +Inf count at the end: [b0…bn, sum, count].
+        values = self._stages.setdefault(stage, [0.0] * (len(BUCKETS) + 2))
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                values[i] += 1
+        values[len(BUCKETS)] += seconds
+        values[len(BUCKETS) + 1] += 1
+
+
+def _counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Video.status, func.count()).where(Video.deleted_at.is_(None)).group_by(Video.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def registry(sessions: sessionmaker[Session], supervisor: Any) -> CollectorRegistry:
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(Collector(sessions, supervisor))
+    return metrics

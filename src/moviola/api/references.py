@@ -1,0 +1,120 @@
+"""An `input_reference` in any of its forms → the image's bytes.
+
+A file part, a `data:` URL, or an http(s) URL that the server fetches (with a timeout and the
+upload size limit, counted as it downloads). `file_id` refers to OpenAI's Files API, which
+Moviola does not have: it gets a 400 that says what to send instead. The bytes are not
+decoded here; the service sniffs and checks them like any upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_to_bytes
+
+import httpx
+
+from moviola.api.schemas import ImageReference
+from moviola.errors import InvalidRequestError, TooLargeError
+from moviola.jobs.service import Upload
+
+PARAM = "input_reference"
+FETCH_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+
+
+async def reference_image(
+    given: ImageReference | str | None, upload: Upload | None, max_bytes: int
+) -> Upload | None:
+    if upload is not None:
+        if given is not None:
+            raise InvalidRequestError(
+                "input_reference is given both as a file and as a value; send one", param=PARAM
+            )
+        return upload
+    if given is None:
+        return None
+    if isinstance(given, str):  # a bare URL in a form field: take it as the image_url
+        given = ImageReference(image_url=given)
+    if given.file_id is not None:
+        raise InvalidRequestError(
+            "input_reference.file_id is not supported: this server has no Files API; upload the "
+            'image as a file part, or send {"image_url": "data:image/png;base64,…"} or an '
+            "http(s) URL",
+            param=f"{PARAM}.file_id",
+            code="unsupported_value",
+        )
+    url = (given.image_url or "").strip()
+    if not url:
+        raise InvalidRequestError(
+            "input_reference needs an image file, or an image_url", param=PARAM
+        )
+    if url[:5].lower() == "data:":
+        return Upload(data=decode_data_url(url, max_bytes), filename="input_reference")
+    if url.lower().startswith(("http://", "https://")):
+        return Upload(data=await fetch(url, max_bytes), filename="input_reference")
+    raise InvalidRequestError(
+        "input_reference.image_url must be a data: URL or an http(s) URL",
+        param=f"{PARAM}.image_url",
+    )
+
+
+def decode_data_url(url: str, max_bytes: int) -> bytes:
+    """`data:[<type>][;base64],<data>` → bytes (RFC 2397)."""
+    param = f"{PARAM}.image_url"
+    header, comma, payload = url[5:].partition(",")
+    if not comma:
+        raise InvalidRequestError("the data URL has no ',' before its data", param=param)
+    if header.lower().endswith(";base64"):
+        if len(payload) * 3 // 4 > max_bytes + 3:  # refuse before decoding
+            raise _too_large(max_bytes)
+        try:
+            data = base64.b64decode("".join(unquote(payload).split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequestError("the data URL is not valid base64", param=param) from None
+    else:
+        data = unquote_to_bytes(payload)
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    if not data:
+        raise InvalidRequestError("the data URL is empty", param=param)
+    return data
+
+
+def unquote(text: str) -> str:
+    # Base64 in a URL may come percent-encoded ("%2B" for "+").
+    return unquote_to_bytes(text).decode("ascii", "replace") if "%" in text else text
+
+
+async def fetch(url: str, max_bytes: int) -> bytes:
+    param = f"{PARAM}.image_url"
+    try:
+        async with (
+            httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidRequestError(
+                    f"fetching input_reference.image_url answered HTTP {response.status_code}",
+                    param=param,
+                )
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise _too_large(max_bytes)
+            chunks, seen = [], 0
+            async for chunk in response.aiter_bytes():
+                seen += len(chunk)
+                if seen > max_bytes:
+                    raise _too_large(max_bytes)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as err:
+        raise InvalidRequestError(
+            f"could not fetch input_reference.image_url ({type(err).__name__}: {err})",
+            param=param,
+        ) from None
+
+
+def _too_large(max_bytes: int) -> TooLargeError:
+    return TooLargeError(
+        f"the input_reference image is larger than {max_bytes:,} bytes", param=PARAM
+    )

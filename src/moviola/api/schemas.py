@@ -1,0 +1,258 @@
+"""The shapes on the wire: request bodies, the Video object and the other responses.
+
+Responses carry every key the `openai` SDK's types declare, nullable ones as null, and
+Moviola's own details under one extra key, `moviola`, which the SDK keeps as an unknown field.
+Request models are lenient about how values arrive (form fields are all text; JSON clients
+send numbers), and leave the checking of values (sizes, lengths, models) to the service.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from moviola.store.models import Character, Video
+
+
+def _text(value: Any) -> Any:
+    # JSON clients send `"seconds": 8`; forms send "8". Both mean the same.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        # A form sends an empty field for an unset value; treat it as not given.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != "" and v is not None}
+        return data
+
+
+class MoviolaOptions(_Request):
+    """Moviola's extra controls; a Sora client never sends them."""
+
+    seed: int | None = Field(None, description="Same seed and request, same video.")
+    negative_prompt: str | None = Field(None, description="What the video should not show.")
+    num_inference_steps: int | None = Field(None, description="Denoising steps.")
+    guidance_scale: float | None = Field(None, description="Guidance scale.")
+    fps: int | None = Field(None, description="Frames per second (default: the model's).")
+
+    def extras(self) -> dict[str, Any]:
+        return self.model_dump(
+            include={"seed", "negative_prompt", "num_inference_steps", "guidance_scale", "fps"},
+            exclude_none=True,
+        )
+
+
+class ImageReference(BaseModel):
+    image_url: str | None = Field(None, description="A data: URL, or an http(s) URL to fetch.")
+    file_id: str | None = Field(None, description="Not supported: Moviola has no Files API.")
+
+
+class VideoReference(BaseModel):
+    id: Text = Field(description="The id of a completed video.")
+
+
+class CharacterReference(BaseModel):
+    id: Text
+
+
+class CreateVideoRequest(MoviolaOptions):
+    prompt: str = Field(description="What the video shows (1–32,000 characters).")
+    model: str | None = Field(None, description="sora-2 (default), sora-2-pro or a model id.")
+    seconds: Text | None = Field(None, description='Length: "4" (default), "8", "12" …')
+    size: str | None = Field(None, description="WIDTHxHEIGHT, any even sides (default 720x1280).")
+    input_reference: ImageReference | str | None = Field(
+        None,
+        description="The first frame: an image file part, or {image_url}. "
+        "In multipart, nested fields are bracketed: input_reference[image_url].",
+    )
+    characters: list[CharacterReference] | None = Field(
+        None, description="Up to two characters, named in the prompt."
+    )
+
+
+class RemixVideoRequest(MoviolaOptions):
+    prompt: str = Field(description="What to change.")
+
+
+class EditVideoRequest(MoviolaOptions):
+    prompt: str = Field(description="How to edit the source video.")
+    video: VideoReference | Text | None = Field(
+        None, description="A video file part, or {id} of a completed video (video[id])."
+    )
+    model: str | None = Field(None, description="For an uploaded video: the model to use.")
+
+
+class ExtendVideoRequest(EditVideoRequest):
+    prompt: str = Field(description="What happens next.")
+    seconds: Text | None = Field(None, description='Seconds to add: "4", "8", "12", "16", "20".')
+
+
+class CreateCharacterRequest(_Request):
+    name: str = Field(description="The character's name (1–80 characters).")
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+class VideoError(BaseModel):
+    code: str
+    message: str
+
+
+class MoviolaDetails(BaseModel):
+    """What Moviola adds to a Video: how it was made and how long each stage took."""
+
+    kind: str
+    stage: str | None
+    engine_model: str
+    seed: int | None
+    source_video_id: str | None
+    attempts: int
+    render: dict[str, Any] | None
+    timings: dict[str, float] | None
+
+
+class VideoObject(BaseModel):
+    id: str
+    object: Literal["video"] = "video"
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int
+    model: str
+    prompt: str | None
+    seconds: str
+    size: str
+    remixed_from_video_id: str | None
+    error: VideoError | None
+    moviola: MoviolaDetails
+
+
+class VideoList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[VideoObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class VideoDeleted(BaseModel):
+    id: str
+    object: Literal["video.deleted"] = "video.deleted"
+    deleted: bool = True
+
+
+class CharacterObject(BaseModel):
+    id: str
+    created_at: int
+    name: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+_RENDER_KEYS = ("render_size", "frames", "fps", "duration", "segments", "steps", "guidance")
+
+
+def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
+    """A row as the Video object (a plain dict: retrieve is polled hard, so no re-validation).
+
+    With a retention policy, a completed video's expiry is known the moment it completes,
+    before the sweeper has written it to the row.
+    """
+    result = row.result or {}
+    failed = row.status == "failed"
+    expires_at = row.expires_at
+    if expires_at is None and retention_s > 0 and row.status == "completed" and row.completed_at:
+        expires_at = row.completed_at + retention_s
+    return {
+        "id": row.id,
+        "object": "video",
+        "created_at": int(row.created_at),
+        "completed_at": int(row.completed_at) if row.completed_at is not None else None,
+        "expires_at": int(expires_at) if expires_at is not None else None,
+        "status": row.status,
+        "progress": row.progress or 0,
+        "model": row.model,
+        "prompt": row.prompt,
+        "seconds": row.seconds,
+        "size": row.size,
+        "remixed_from_video_id": row.remixed_from_video_id,
+        "error": (
+            {
+                "code": row.error_code or "generation_failed",
+                "message": row.error_message or "the video could not be made",
+            }
+            if failed
+            else None
+        ),
+        "moviola": {
+            "kind": row.kind,
+            "stage": row.stage,
+            "engine_model": row.engine_model,
+            "seed": (row.params or {}).get("seed"),
+            "source_video_id": row.source_video_id,
+            "attempts": row.attempts or 0,
+            "render": {k: result[k] for k in _RENDER_KEYS if k in result} or None,
+            "timings": result.get("timings"),
+        },
+    }
+
+
+def character_object(row: Character) -> dict[str, Any]:
+    return {"id": row.id, "created_at": int(row.created_at), "name": row.name}
+
+
+# --- OpenAPI: the bodies of routes that read JSON and multipart alike ---------------------------
+
+# Schemas referenced from request bodies, merged into the document's components.
+REQUEST_SCHEMAS: dict[str, Any] = {}
+
+
+def request_body(model: type[BaseModel], files: dict[str, str] | None = None) -> dict[str, Any]:
+    """`openapi_extra` documenting `model` as JSON and as a form, `files` as file parts."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        REQUEST_SCHEMAS.setdefault(name, definition)
+    REQUEST_SCHEMAS[model.__name__] = schema
+    form = copy.deepcopy(schema)
+    form["title"] = f"{model.__name__} (form)"
+    for name, description in (files or {}).items():
+        binary = {"type": "string", "format": "binary", "description": description}
+        existing = form["properties"].get(name)
+        form["properties"][name] = {"anyOf": [binary, existing]} if existing else binary
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ref},
+                "multipart/form-data": {"schema": form},
+                "application/x-www-form-urlencoded": {"schema": ref},
+            },
+        }
+    }

@@ -1,0 +1,292 @@
+"""`/v1/videos…`: the Videos API routes. Each parses the request and calls the service.
+
+Bodies are read by hand rather than declared as FastAPI parameters because one route must
+take JSON, url-encoded forms and multipart alike (the `openai` SDK sends multipart; raw HTTP
+clients send JSON); they are then validated by the request models in `schemas`, which also
+document them in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from moviola.api import characters
+from moviola.api.auth import authenticate
+from moviola.api.forms import read_body
+from moviola.api.references import reference_image
+from moviola.api.schemas import (
+    CreateVideoRequest,
+    EditVideoRequest,
+    ErrorResponse,
+    ExtendVideoRequest,
+    RemixVideoRequest,
+    VideoDeleted,
+    VideoList,
+    VideoObject,
+    VideoReference,
+    request_body,
+    video_object,
+)
+from moviola.errors import InvalidRequestError, MediaError, MoviolaError, NotFoundError
+from moviola.jobs.service import Caller, Upload
+
+Model = TypeVar("Model", bound=BaseModel)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "The request is invalid; `param` names the field."),
+        (401, "Missing or wrong API key."),
+        (404, "No such video (or not this key's)."),
+        (409, "The video is not in a state that allows this (not completed yet)."),
+        (413, "The upload is larger than the server accepts."),
+        (429, "Too many videos waiting, or too many requests; see `retry-after`."),
+    )
+}
+FILE_DESCRIPTION = "A file part; its type is read from its bytes."
+
+router = APIRouter(prefix="/v1", tags=["videos"], responses=ERRORS)
+
+
+def parse(model: type[Model], fields: dict[str, Any]) -> Model:
+    return model.model_validate(fields)  # a ValidationError answers 400 naming the field
+
+
+# The engine's names for request fields, where the wire's differ.
+WIRE_PARAMS = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "image": "input_reference",
+    "extend": "video",
+    "frames": "seconds",
+}
+
+
+async def call(function: Callable[..., Any], *args: Any, media_param: str, **kwargs: Any) -> Any:
+    """Run a (blocking) service call off the event loop; errors name fields as sent."""
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except MoviolaError as err:
+        if isinstance(err, MediaError) and err.param is None:
+            err.param = media_param
+        err.param = WIRE_PARAMS.get(err.param, err.param)
+        raise
+
+
+def source_video(
+    given: VideoReference | str | None, upload: Upload | None
+) -> tuple[str | None, Upload | None]:
+    """The video to work on: an upload, or the id of a completed video."""
+    if isinstance(given, VideoReference):
+        given = given.id
+    if given is not None and upload is not None:
+        raise InvalidRequestError(
+            "video is given both as a file and as an id; send one", param="video"
+        )
+    if given is None and upload is None:
+        raise InvalidRequestError(
+            'video is required: upload a file, or send {"id": "video_…"} (video[id] in a form)',
+            param="video",
+        )
+    return given, upload
+
+
+def retention_s(request: Request) -> float:
+    return request.app.state.settings.retention_hours * 3600
+
+
+def video_response(
+    request: Request, row: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(video_object(row, retention_s(request)), headers=headers)
+
+
+@router.post(
+    "/videos",
+    response_model=VideoObject,
+    summary="Create a video",
+    openapi_extra=request_body(CreateVideoRequest, {"input_reference": FILE_DESCRIPTION}),
+)
+async def create_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
+    state = request.app.state
+    body = await read_body(request, state.settings.max_upload_bytes)
+    params = parse(CreateVideoRequest, body.fields)
+    image = await reference_image(
+        params.input_reference, body.files.get("input_reference"), state.settings.max_upload_bytes
+    )
+    if params.characters:
+        await run_in_threadpool(
+            characters.check_references, state, caller, params.characters, params.prompt
+        )
+    row = await call(
+        state.service.create,
+        caller,
+        prompt=params.prompt,
+        model=params.model,
+        seconds=params.seconds,
+        size=params.size,
+        image=image,
+        extras=params.extras(),
+        media_param="input_reference",
+    )
+    return video_response(request, row)
+
+
+@router.get(
+    "/videos",
+    response_model=VideoList,
+    summary="List videos, newest first by default",
+)
+def list_videos(
+    request: Request,
+    after: str | None = Query(None, description="The last id of the previous page."),
+    limit: int = Query(20, description="1–100."),
+    order: Literal["asc", "desc"] = Query("desc", description="By creation time."),
+    caller: Caller = Depends(authenticate),
+) -> JSONResponse:
+    try:
+        rows, has_more = request.app.state.service.list(
+            caller, after=after, limit=limit, order=order
+        )
+    except NotFoundError as err:
+        err.param = "after"
+        raise
+    data = [video_object(row, retention_s(request)) for row in rows]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+@router.post(
+    "/videos/edits",
+    response_model=VideoObject,
+    summary="Edit a video (an upload, or a completed video by id)",
+    openapi_extra=request_body(EditVideoRequest, {"video": FILE_DESCRIPTION}),
+)
+async def edit_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
+    state = request.app.state
+    body = await read_body(request, state.settings.max_upload_bytes)
+    params = parse(EditVideoRequest, body.fields)
+    video_id, upload = source_video(params.video, body.files.get("video"))
+    row = await call(
+        state.service.edit,
+        caller,
+        prompt=params.prompt,
+        video_id=video_id,
+        upload=upload,
+        model=params.model,
+        extras=params.extras(),
+        media_param="video",
+    )
+    return video_response(request, row)
+
+
+@router.post(
+    "/videos/extensions",
+    response_model=VideoObject,
+    summary="Extend a video by 4–20 seconds; the result's seconds is the stitched total",
+    openapi_extra=request_body(ExtendVideoRequest, {"video": FILE_DESCRIPTION}),
+)
+async def extend_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
+    state = request.app.state
+    body = await read_body(request, state.settings.max_upload_bytes)
+    params = parse(ExtendVideoRequest, body.fields)
+    video_id, upload = source_video(params.video, body.files.get("video"))
+    row = await call(
+        state.service.extend,
+        caller,
+        prompt=params.prompt,
+        seconds=params.seconds,
+        video_id=video_id,
+        upload=upload,
+        model=params.model,
+        extras=params.extras(),
+        media_param="video",
+    )
+    return video_response(request, row)
+
+
+@router.get(
+    "/videos/{video_id}",
+    response_model=VideoObject,
+    summary="Retrieve a video (poll this; the openai-poll-after-ms header says how often)",
+)
+async def retrieve_video(
+    video_id: str, request: Request, caller: Caller = Depends(authenticate)
+) -> JSONResponse:
+    # On the event loop: one indexed read, polled often; a thread hop would cost more.
+    state = request.app.state
+    row = state.service.get(caller, video_id)
+    return video_response(request, row, {"openai-poll-after-ms": str(state.settings.poll_after_ms)})
+
+
+@router.delete("/videos/{video_id}", response_model=VideoDeleted, summary="Delete a video")
+def delete_video(
+    video_id: str, request: Request, caller: Caller = Depends(authenticate)
+) -> JSONResponse:
+    request.app.state.service.delete(caller, video_id)
+    return JSONResponse({"id": video_id, "object": "video.deleted", "deleted": True})
+
+
+@router.get(
+    "/videos/{video_id}/content",
+    response_class=FileResponse,
+    summary="Download the MP4, its thumbnail (WebP) or its spritesheet (JPEG)",
+    responses={
+        200: {
+            "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}},
+            "description": "The file; the MP4 answers HTTP Range requests (206).",
+        }
+    },
+)
+def download_content(
+    video_id: str,
+    request: Request,
+    variant: Literal["video", "thumbnail", "spritesheet"] = Query("video"),
+    caller: Caller = Depends(authenticate),
+) -> FileResponse:
+    path, media_type = request.app.state.service.content(caller, video_id, variant)
+    suffix = {"video": ".mp4", "thumbnail": ".webp", "spritesheet": ".jpg"}[variant]
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=f"{video_id}{suffix}",
+        content_disposition_type="inline",
+        # Completed files never change: a browser may keep them.
+        headers={"cache-control": "private, max-age=86400, immutable"},
+    )
+
+
+@router.post(
+    "/videos/{video_id}/remix",
+    response_model=VideoObject,
+    summary="Remix a completed video with a new prompt",
+    openapi_extra=request_body(RemixVideoRequest),
+)
+async def remix_video(
+    video_id: str, request: Request, caller: Caller = Depends(authenticate)
+) -> JSONResponse:
+    state = request.app.state
+    body = await read_body(request, state.settings.max_upload_bytes)
+    params = parse(RemixVideoRequest, body.fields)
+    row = await call(
+        state.service.remix,
+        caller,
+        video_id,
+        prompt=params.prompt,
+        extras=params.extras(),
+        media_param="video_id",
+    )
+    return video_response(request, row)

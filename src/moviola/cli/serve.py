@@ -1,0 +1,81 @@
+"""`moviola serve`: the Videos API, its worker processes and background services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import typer
+
+from moviola.cli.failures import one_line_errors
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default 8000)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Database, videos and models."),
+    workers: int = typer.Option(
+        None,
+        help="Worker processes (default 1); 0 serves the API and leaves rendering to "
+        "`moviola worker` processes elsewhere.",
+    ),
+) -> None:
+    """Serve the OpenAI-compatible Videos API (point the openai SDK's base_url at /v1)."""
+    with one_line_errors():
+        if data_dir is not None:
+            # Before reading the settings: the data dir's moviola.toml is one of their sources.
+            os.environ["MOVIOLA_DATA_DIR"] = str(data_dir)
+        import uvicorn
+
+        from moviola import logs
+        from moviola.api.app import create_app
+        from moviola.config import Settings
+        from moviola.errors import InvalidRequestError
+
+        given = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        if settings.workers < 0:
+            raise InvalidRequestError("--workers must be 0 or more", param="workers")
+        if not binds_loopback(settings.host) and not _has_keys(settings):
+            typer.secho(
+                f"error: refusing to listen on {settings.host} with no API key: anyone who can "
+                "reach it could use it; create a key first (`moviola keys create NAME`) or "
+                "listen on 127.0.0.1",
+                err=True,
+                fg="red",
+            )
+            raise typer.Exit(2)
+        logs.configure()
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # logs.configure() already routes uvicorn's logs
+            timeout_graceful_shutdown=30,
+        )
+
+
+def binds_loopback(host: str) -> bool:
+    """Whether every address `host` stands for is this machine's loopback."""
+    from moviola.api.auth import is_loopback
+
+    if is_loopback(host):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(is_loopback(address) for address in addresses)
+
+
+def _has_keys(settings) -> bool:
+    from moviola.store import db, keys
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.connect(settings.db_url)
+    try:
+        db.migrate(engine)
+        return keys.any_keys(db.sessions(engine))
+    finally:
+        engine.dispose()

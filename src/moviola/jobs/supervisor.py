@@ -1,0 +1,261 @@
+"""The supervisor: the server's worker processes, one per device, kept alive.
+
+Generation never runs in the server process: a model that runs out of memory or a driver that
+crashes takes down one worker, not the API. Each worker is `moviola worker` in a process of
+its own. When one dies the supervisor hands its job back to the queue at once (a crash uses
+one of the job's attempts) and starts a fresh worker in its place. Workers exit by themselves
+when the server goes, even by `kill -9`, so none is ever left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from moviola.config import Settings
+from moviola.jobs import queue
+from moviola.store import db
+from moviola.store.models import Video
+
+log = logging.getLogger("moviola.supervisor")
+
+POLL_S = 0.1  # how soon a dead worker is noticed
+STABLE_S = 30.0  # a worker that lived this long was not dying at start-up: restart at once
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    name: str
+    pid: int | None
+    device: str
+    alive: bool
+    restarts: int
+    current_job: str | None  # the job it holds a lease on, from the database
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its name and device stay, its process is replaced when it dies."""
+
+    name: str
+    device: str
+    process: subprocess.Popen | None = None
+    # The name its process holds jobs under: new for each process, so that a worker orphaned
+    # by a crashed server, in the moments before it notices, never passes for its successor.
+    holder: str = ""
+    started_at: float = 0.0
+    restarts: int = 0
+    quick_deaths: int = 0  # deaths in a row soon after starting
+    next_start: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._engine = db.connect(settings.db_url)
+        self._sessions = db.sessions(self._engine)
+        self._slots = [
+            _Slot(f"worker-{i}", device) for i, device in enumerate(worker_devices(settings))
+        ]
+        self._lock = threading.Lock()  # guards the slots' processes against stop()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def restarts(self) -> int:
+        return sum(slot.restarts for slot in self._slots)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the supervisor is already started")
+        db.migrate(self._engine)  # here, once, so that workers starting together never race
+        for slot in self._slots:
+            self._spawn(slot)
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop every worker: SIGTERM (each hands its job back), SIGKILL after `timeout`."""
+        if self._thread is None:
+            return
+        with self._lock:
+            self._stopping.set()
+        self._thread.join()
+        crashed = {s.name for s in self._slots if s.process and s.process.poll() is not None}
+        running = [s.process for s in self._slots if s.process and s.name not in crashed]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "worker pid %d did not stop in %.0f s: killing it", process.pid, timeout
+                )
+                process.kill()
+                process.wait()
+        for slot in self._slots:
+            # Whatever a worker could not hand back itself. Shutting down is no fault of the
+            # job's, so it costs no attempt; a worker that had died before is another matter.
+            try:
+                self._release(slot, crashed=slot.name in crashed)
+            except Exception:
+                log.exception(
+                    "could not hand back the jobs of %s; their leases will run out", slot.name
+                )
+            slot.process = None
+        self._engine.dispose()
+
+    def status(self) -> list[WorkerStatus]:
+        holders = [slot.holder for slot in self._slots]
+        with self._sessions() as session:
+            held = dict(
+                session.execute(
+                    select(Video.lease_owner, Video.id).where(
+                        Video.status == "in_progress", Video.lease_owner.in_(holders)
+                    )
+                ).all()
+            )
+        statuses = []
+        for slot in self._slots:
+            process = slot.process
+            statuses.append(
+                WorkerStatus(
+                    name=slot.name,
+                    pid=process.pid if process is not None else None,
+                    device=slot.device,
+                    alive=process is not None and process.poll() is None,
+                    restarts=slot.restarts,
+                    current_job=held.get(slot.holder),
+                )
+            )
+        return statuses
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(POLL_S):
+            for slot in self._slots:
+                try:
+                    self._check(slot)
+                except Exception:  # e.g. the database briefly unreachable: next round
+                    log.exception("supervising %s failed", slot.name)
+
+    def _check(self, slot: _Slot) -> None:
+        if slot.process is not None:
+            code = slot.process.poll()
+            if code is None:
+                return
+            # Should handing its job back fail, the dead process stays recorded and the next
+            # round tries again: no job is left held by a worker that no longer exists.
+            self._release(slot, crashed=True)
+            self._schedule_restart(slot, code)
+            slot.process = None
+        if time.monotonic() >= slot.next_start:
+            with self._lock:
+                if not self._stopping.is_set():
+                    self._spawn(slot)
+                    slot.restarts += 1
+
+    def _release(self, slot: _Slot, *, crashed: bool) -> None:
+        if not crashed:
+            queue.release_worker(
+                self._sessions, slot.holder, "the server stopped", count_attempt=False
+            )
+            return
+        code = slot.process.returncode
+        how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        reason = f"worker {slot.holder} (pid {slot.process.pid}) {how}"
+        released = queue.release_worker(self._sessions, slot.holder, reason)
+        log.warning("%s; jobs back in the queue: %s", reason, ", ".join(released) or "none")
+
+    def _schedule_restart(self, slot: _Slot, code: int) -> None:
+        # A worker that keeps dying as it starts (a broken driver, a bad setting) is restarted
+        # ever more slowly rather than in a tight loop.
+        if time.monotonic() - slot.started_at < STABLE_S:
+            slot.quick_deaths += 1
+        else:
+            slot.quick_deaths = 0
+        delay = 0.0 if slot.quick_deaths == 0 else 0.5 * 2 ** (slot.quick_deaths - 1)
+        if code == 0:
+            # It was asked to stop, most likely by a service manager signalling every process
+            # at once: give the server the moment it needs to stop us too.
+            delay = max(delay, 1.0)
+        slot.next_start = time.monotonic() + min(delay, MAX_BACKOFF_S)
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.holder = f"{slot.name}-{secrets.token_hex(3)}"
+        command = [
+            *(sys.executable, "-m", "moviola", "worker"),
+            *("--name", slot.holder, "--device", slot.device),
+            *("--parent-pid", str(os.getpid())),
+        ]
+        slot.process = subprocess.Popen(
+            command,
+            env=worker_environment(self.settings),
+            stdin=subprocess.DEVNULL,
+            # Ctrl-C in the terminal reaches the server alone, which then stops its workers.
+            start_new_session=True,
+        )
+        slot.started_at = time.monotonic()
+        log.info("started %s on %s (pid %d)", slot.holder, slot.device, slot.process.pid)
+
+
+def worker_devices(settings: Settings) -> list[str]:
+    """A device for each of `settings.workers`: the GPUs in turn when there are any."""
+    count = settings.workers
+    if settings.device not in ("auto", "cuda"):
+        return [settings.device] * count
+    gpus = _gpu_count()
+    if gpus == 0:
+        return ["cpu" if settings.device == "auto" else "cuda"] * count
+    return [f"cuda:{i % gpus}" for i in range(count)]
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """This environment, with `settings` spelled out in it, so that a worker sees exactly the
+    settings the server has, including those given in code rather than in the environment."""
+    env = dict(os.environ)
+    for field, value in settings.model_dump().items():
+        key = f"MOVIOLA_{field.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, dict):
+            env[key] = ",".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            env[key] = ",".join(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
+
+
+def _gpu_count() -> int:
+    # Without a GPU driver there is nothing to count and no reason to load torch in the server.
+    driver = Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists()
+    if not driver and shutil.which("nvidia-smi") is None:
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -1,0 +1,171 @@
+"""The sweeper: expiry after the retention period, and files of deleted videos."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import update
+
+from moviola.config import Settings
+from moviola.errors import NotFoundError
+from moviola.jobs import queue
+from moviola.jobs.service import Caller, VideoService
+from moviola.jobs.sweeper import Sweeper
+from moviola.store import db
+from moviola.store.blobs import Blobs
+from moviola.store.models import Video, new_id
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    engine = db.connect(db.sqlite_url(tmp_path))
+    db.migrate(engine)
+    yield db.sessions(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def blobs(tmp_path):
+    return Blobs(tmp_path / "blobs")
+
+
+def sweeper(tmp_path, sessions, blobs, retention_hours=1.0):
+    settings = Settings(data_dir=tmp_path, retention_hours=retention_hours)
+    return Sweeper(settings, sessions, blobs)
+
+
+def new_job(sessions, blobs) -> str:
+    """A queued job with an uploaded input in its folder, as the API leaves one."""
+    video_id = new_id("video")
+    folder = blobs.folder(video_id)
+    folder.mkdir(parents=True)
+    (folder / "input.img").write_bytes(b"reference")
+    with sessions.begin() as session:
+        session.add(
+            Video(
+                id=video_id,
+                seq=time.time_ns(),
+                model="tiny",
+                engine_model="tiny",
+                seconds="1",
+                size="64x64",
+                input_path=str(folder / "input.img"),
+            )
+        )
+    return video_id
+
+
+def finished_video(sessions, blobs) -> str:
+    """A job rendered and completed through the queue, with its three files on disk."""
+    video_id = new_job(sessions, blobs)
+    assert queue.claim(sessions, "w1").id == video_id
+    files = {}
+    for variant in ("video", "thumbnail", "spritesheet"):
+        path = blobs.path(video_id, variant)
+        path.write_bytes(b"x" * 10)
+        files[variant] = {"path": str(path), "bytes": 10, "sha256": "0" * 64}
+    assert queue.complete(sessions, video_id, "w1", files=files, result={})
+    return video_id
+
+
+def row(sessions, video_id) -> Video:
+    with sessions() as session:
+        return session.get(Video, video_id)
+
+
+def set_row(sessions, video_id, **values):
+    with sessions.begin() as session:
+        session.execute(update(Video).where(Video.id == video_id).values(**values))
+
+
+def test_a_completed_video_gets_its_expiry_and_keeps_its_files_until_then(
+    tmp_path, sessions, blobs
+):
+    video_id = finished_video(sessions, blobs)
+    assert sweeper(tmp_path, sessions, blobs).sweep() == 0
+    video = row(sessions, video_id)
+    assert video.expires_at == pytest.approx(video.completed_at + 3600)
+    assert blobs.path(video_id, "video").is_file()
+
+
+def test_an_expired_video_loses_its_files_but_keeps_its_row(tmp_path, sessions, blobs):
+    video_id = finished_video(sessions, blobs)
+    kept = finished_video(sessions, blobs)
+    set_row(sessions, video_id, expires_at=time.time() - 1)
+    settings = Settings(data_dir=tmp_path, retention_hours=1)
+    service = VideoService(settings, sessions, blobs)
+
+    assert Sweeper(settings, sessions, blobs).sweep() == 1
+
+    assert not blobs.folder(video_id).exists()
+    assert blobs.path(kept, "video").is_file()
+    video = service.get(Caller(), video_id)  # retrieve still works
+    assert video.status == "completed"
+    assert all("expired_at" in entry for entry in video.files.values())
+    with pytest.raises(NotFoundError, match="expired"):
+        service.content(Caller(), video_id, "video")
+    assert service.content(Caller(), kept, "video")[0].is_file()
+
+
+def test_sweeping_twice_is_harmless(tmp_path, sessions, blobs):
+    video_id = finished_video(sessions, blobs)
+    set_row(sessions, video_id, expires_at=time.time() - 1)
+    sweep = sweeper(tmp_path, sessions, blobs)
+    assert sweep.sweep() == 1
+    before = row(sessions, video_id)
+    assert sweep.sweep() == 0
+    after = row(sessions, video_id)
+    assert (after.files, after.expires_at, after.status) == (
+        before.files,
+        before.expires_at,
+        before.status,
+    )
+
+
+def test_without_retention_nothing_expires(tmp_path, sessions, blobs):
+    video_id = finished_video(sessions, blobs)
+    assert sweeper(tmp_path, sessions, blobs, retention_hours=0).sweep() == 0
+    assert row(sessions, video_id).expires_at is None
+    assert blobs.path(video_id, "video").is_file()
+
+
+def test_deleted_videos_lose_their_folders_unless_their_job_is_running(tmp_path, sessions, blobs):
+    # Rows marked deleted whose files are still there, as a crash right after the mark leaves.
+    completed = finished_video(sessions, blobs)
+    queued = new_job(sessions, blobs)
+    running = new_job(sessions, blobs)
+    set_row(sessions, running, status="in_progress", lease_owner="w2")  # its worker cleans up
+    for video_id in (completed, queued, running):
+        set_row(sessions, video_id, deleted_at=time.time(), cancel_requested=True)
+    untouched = new_job(sessions, blobs)
+    stray = blobs.folder(new_id("video"))  # no row (yet): an upload being created
+    stray.mkdir()
+
+    sweep = sweeper(tmp_path, sessions, blobs, retention_hours=0)
+    assert sweep.sweep() == 2
+    assert not blobs.folder(completed).exists()
+    assert not blobs.folder(queued).exists()
+    assert blobs.folder(running).is_dir()
+    assert blobs.folder(untouched).is_dir() and stray.is_dir()
+    assert row(sessions, completed).deleted_at is not None  # rows stay
+
+    set_row(sessions, running, status="failed", lease_owner=None)  # its worker died
+    assert sweep.sweep() == 1
+    assert not blobs.folder(running).exists()
+    assert sweep.sweep() == 0
+
+
+def test_the_thread_sweeps_on_its_own(tmp_path, sessions, blobs):
+    video_id = finished_video(sessions, blobs)
+    set_row(sessions, video_id, expires_at=time.time() - 1)
+    settings = Settings(data_dir=tmp_path, retention_hours=1)
+    sweep = Sweeper(settings, sessions, blobs, interval_s=0.05)
+    sweep.start()
+    try:
+        deadline = time.time() + 10
+        while blobs.folder(video_id).exists() and time.time() < deadline:
+            time.sleep(0.02)
+    finally:
+        sweep.stop()
+    assert not blobs.folder(video_id).exists()

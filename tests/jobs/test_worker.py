@@ -1,0 +1,174 @@
+"""A worker in this process: jobs from the queue to files on disk and a completed row."""
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from moviola import media
+from moviola.config import Settings
+from moviola.jobs import worker as worker_module
+from moviola.jobs.service import Caller, Upload, VideoService
+from moviola.jobs.worker import Worker
+from moviola.store import db
+from moviola.store.blobs import Blobs
+from moviola.store.models import Video, WebhookEvent, new_id
+
+pytestmark = pytest.mark.timeout(120)
+
+ME = Caller()
+
+
+@pytest.fixture
+def store(tmp_path):
+    settings = Settings(data_dir=tmp_path, max_attempts=3)
+    engine = db.connect(settings.db_url)
+    db.migrate(engine)
+    sessions = db.sessions(engine)
+    blobs = Blobs(settings.blobs_path)
+    return settings, sessions, blobs, VideoService(settings, sessions, blobs)
+
+
+@pytest.fixture
+def worker(store, engine):
+    settings, sessions, blobs, _ = store
+    job_worker = Worker(settings, sessions, blobs, name="w1", device="cpu")
+    job_worker.engine = engine  # the session's engine: tiny pipelines already built
+    return job_worker
+
+
+def submit(service, **extras):
+    return service.create(
+        ME, prompt="a heron", model="tiny", seconds="1", size="160x96", extras=extras
+    )
+
+
+def row(sessions, job_id):
+    with sessions() as session:
+        return session.get(Video, job_id)
+
+
+def wait_for(predicate, timeout=60.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_job_renders_to_a_completed_row_with_its_files(store, worker):
+    _, sessions, blobs, service = store
+    job_id = submit(service, seed=3).id
+    assert worker.run_one()
+    job = row(sessions, job_id)
+    assert (job.status, job.progress, job.stage, job.attempts) == ("completed", 100, "done", 1)
+    assert job.lease_owner is None and job.error_code is None
+    assert set(job.files) == {"video", "thumbnail", "spritesheet"}
+    for variant, entry in job.files.items():
+        path = blobs.path(job_id, variant)
+        assert entry["path"] == str(path)
+        assert entry["bytes"] == path.stat().st_size
+        assert entry["sha256"] == media.sha256_file(path)
+    info = media.probe(blobs.path(job_id, "video"))
+    assert (info.width, info.height) == (160, 96)
+    assert job.result["seed"] == 3 and job.result["worker"] == "w1"
+    with sessions() as session:
+        kinds = session.execute(select(WebhookEvent.type).where(WebhookEvent.video_id == job_id))
+        assert list(kinds.scalars()) == ["video.completed"]
+    assert not worker.run_one()  # the queue is empty
+
+
+def test_a_request_that_can_never_succeed_fails_without_retry(store, worker):
+    _, sessions, _, _ = store
+    job_id = new_id("video")
+    with sessions.begin() as session:  # its source was deleted after it was accepted
+        session.add(
+            Video(
+                id=job_id,
+                seq=time.time_ns(),
+                kind="remix",
+                model="tiny",
+                engine_model="tiny",
+                prompt="again",
+                seconds="1",
+                size="160x96",
+                params={},
+                remixed_from_video_id="video_gone",
+                max_attempts=3,
+            )
+        )
+    assert worker.run_one()
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts, job.error_code) == ("failed", 1, "invalid_request")
+    assert "video_gone" in job.error_message
+    assert not worker.run_one()
+
+
+def test_a_job_deleted_mid_render_stops_within_a_step_and_leaves_no_files(store, worker):
+    _, sessions, blobs, service = store
+    # With a first frame to animate, so that its folder already holds a file.
+    image = Upload(_png(160, 96), "first.png")
+    job_id = service.create(
+        ME,
+        prompt="a heron",
+        model="tiny",
+        seconds="1",
+        size="160x96",
+        image=image,
+        extras={"num_inference_steps": 500},
+    ).id
+    thread = threading.Thread(target=worker.run_one)
+    thread.start()
+    wait_for(lambda: row(sessions, job_id).stage == "denoising", what="denoising")
+    assert blobs.folder(job_id).is_dir()
+    service.delete(ME, job_id)
+    deleted = time.monotonic()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert time.monotonic() - deleted < 5  # within a step (and a heartbeat), not 500 steps
+    assert not blobs.folder(job_id).exists()
+    assert row(sessions, job_id).status != "completed"
+
+
+def test_an_exception_while_rendering_is_retried(store, worker, monkeypatch):
+    _, sessions, _, service = store
+    job_id = submit(service).id
+
+    def out_of_memory(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(worker_module, "render", out_of_memory)
+    assert worker.run_one()
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts, job.lease_owner) == ("queued", 1, None)
+
+    monkeypatch.undo()
+    assert worker.run_one()
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts) == ("completed", 2)
+
+
+def test_stopping_hands_the_job_back_without_using_an_attempt(store, worker):
+    _, sessions, blobs, service = store
+    job_id = submit(service, num_inference_steps=500).id
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    wait_for(lambda: row(sessions, job_id).stage == "denoising", what="denoising")
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts, job.lease_owner, job.progress) == ("queued", 0, None, 0)
+    assert not blobs.path(job_id, "video").exists()
+
+
+def _png(width, height):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
