@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     requests_per_minute: int = 0  # per key; 0: unlimited
     retention_hours: float = 0  # 0: keep videos until deleted
     poll_after_ms: int = 1000
+    fetch_private_urls: bool = False  # may image_url point at this machine or a private net?
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
     webhook_max_attempts: int = 12  # about a day of retries, then the event is left

@@ -105,7 +105,10 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
-    running = Server(tmp_path_factory.mktemp("main") / "data").start()
+    # Its image_url tests fetch from the test server itself, on loopback.
+    running = Server(
+        tmp_path_factory.mktemp("main") / "data", env={"MOVIOLA_FETCH_PRIVATE_URLS": "true"}
+    ).start()
     yield running
     running.stop()
 

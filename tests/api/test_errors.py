@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from openai import BadRequestError, NotFoundError
+from openai import BadRequestError, NotFoundError, omit
 
 
 def refused(call, error=BadRequestError):
@@ -122,3 +122,47 @@ def test_list_arguments(client):
     assert refused(lambda: client.videos.list(limit=0)).param == "limit"
     assert refused(lambda: client.videos.list(order="sideways")).param == "order"
     assert refused(lambda: client.videos.list(after="video_nope"), NotFoundError).param == "after"
+
+
+def test_refused_requests_change_nothing(server, client, done_video, make_png):
+    """Neither a row nor a file appears for any refused request."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from moviola.store.models import Video
+
+    sessions = server.sessions()
+
+    def state():
+        with sessions() as session:
+            rows = session.execute(select(func.count()).select_from(Video)).scalar()
+            busy = session.execute(
+                select(func.count())
+                .select_from(Video)
+                .where(Video.status.in_(("queued", "in_progress")))
+            ).scalar()
+        folders = sorted(p.name for p in (server.data_dir / "blobs").iterdir())
+        return rows, busy, folders
+
+    deadline = time.monotonic() + 60
+    while state()[1] and time.monotonic() < deadline:  # let earlier tests' jobs finish
+        time.sleep(0.2)
+    before = state()
+    bad_calls = [
+        lambda: client.videos.create(prompt="a", size="161x96"),
+        lambda: client.videos.create(prompt="a", seconds="0"),
+        lambda: client.videos.create(prompt="x" * 32_001),
+        lambda: client.videos.create(prompt="a", model="sora-9"),
+        lambda: client.videos.create(prompt="a", input_reference=("x.png", b"not an image")),
+        lambda: client.videos.create(prompt="a", input_reference=make_png(), size="8x8"),
+        lambda: client.videos.remix("video_nope", prompt="x"),
+        lambda: client.videos.extend(
+            prompt="a", seconds="5", video=omit, extra_body={"video": {"id": done_video.id}}
+        ),
+        lambda: client.videos.edit(prompt="a", video=("v.mp4", b"\0" * 500)),
+    ]
+    for call in bad_calls:
+        with pytest.raises((BadRequestError, NotFoundError)):
+            call()
+    assert state() == before

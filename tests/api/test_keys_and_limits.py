@@ -96,6 +96,25 @@ def test_a_data_url_over_the_limit_is_413(strict, key):
     assert caught.value.status_code == 413
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1/x.png",
+        "http://localhost/x.png",
+        "http://[::1]/x.png",
+        "http://10.0.0.8/x.png",
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+def test_an_image_url_on_this_machine_or_a_private_network_is_not_fetched(strict, key, url):
+    with pytest.raises(BadRequestError) as caught:
+        strict.client(key).videos.create(
+            prompt="a", extra_body={"input_reference": {"image_url": url}}
+        )
+    assert caught.value.body["param"] == "input_reference.image_url"
+    assert "private address" in caught.value.body["message"]
+
+
 def test_bad_request_still_needs_no_worker(strict, key):
     with pytest.raises(BadRequestError):
         strict.client(key).videos.create(prompt="a", size="1x1")

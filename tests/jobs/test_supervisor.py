@@ -204,7 +204,9 @@ def test_workers_get_the_servers_settings_and_a_device_each(tmp_path, monkeypatc
         vae_tiling=False,
         workers=3,
     )
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     env = worker_environment(settings)
+    assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 3))  # a share each
     for key in list(os.environ):
         monkeypatch.delenv(key)
     for key, value in env.items():

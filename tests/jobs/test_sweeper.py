@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from moviola.config import Settings
-from moviola.errors import NotFoundError
+from moviola.errors import ConflictError, NotFoundError
 from moviola.jobs import queue
 from moviola.jobs.service import Caller, VideoService
 from moviola.jobs.sweeper import Sweeper
@@ -106,6 +106,8 @@ def test_an_expired_video_loses_its_files_but_keeps_its_row(tmp_path, sessions, 
     with pytest.raises(NotFoundError, match="expired"):
         service.content(Caller(), video_id, "video")
     assert service.content(Caller(), kept, "video")[0].is_file()
+    with pytest.raises(ConflictError, match="expired"):  # refused now, not failed later
+        service.remix(Caller(), video_id, prompt="again")
 
 
 def test_sweeping_twice_is_harmless(tmp_path, sessions, blobs):

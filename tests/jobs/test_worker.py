@@ -128,7 +128,11 @@ def test_a_job_deleted_mid_render_stops_within_a_step_and_leaves_no_files(store,
     assert not thread.is_alive()
     assert time.monotonic() - deleted < 5  # within a step (and a heartbeat), not 500 steps
     assert not blobs.folder(job_id).exists()
-    assert row(sessions, job_id).status != "completed"
+    job = row(sessions, job_id)
+    assert (job.status, job.error_code, job.lease_owner) == ("failed", "cancelled", None)
+    with sessions() as session:  # nobody waits for a deleted video: no webhook
+        events = session.execute(select(WebhookEvent).where(WebhookEvent.video_id == job_id))
+        assert not list(events.scalars())
 
 
 def test_an_exception_while_rendering_is_retried(store, worker, monkeypatch):
@@ -172,3 +176,18 @@ def _png(width, height):
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_the_lease_is_renewed_while_a_long_step_reports_nothing(store, monkeypatch):
+    from moviola.jobs import queue
+
+    _, sessions, _, service = store
+    monkeypatch.setattr(queue, "LEASE_S", 0.6)
+    job_id = submit(service).id
+    job = queue.claim(sessions, "w", lease_s=0.6)
+    with worker_module._LeaseKeeper(sessions, job.id, "w"):
+        time.sleep(1.5)  # a step longer than the lease, with no progress reported
+        assert queue.recover(sessions) == []
+        assert row(sessions, job_id).lease_owner == "w"
+    time.sleep(0.8)
+    assert queue.recover(sessions) == [job_id]  # once nobody renews it, the lease runs out

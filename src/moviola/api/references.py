@@ -8,8 +8,11 @@ decoded here; the service sniffs and checks them like any upload.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import ipaddress
+import socket
 from urllib.parse import unquote_to_bytes
 
 import httpx
@@ -20,10 +23,15 @@ from moviola.jobs.service import Upload
 
 PARAM = "input_reference"
 FETCH_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+MAX_REDIRECTS = 3
 
 
 async def reference_image(
-    given: ImageReference | str | None, upload: Upload | None, max_bytes: int
+    given: ImageReference | str | None,
+    upload: Upload | None,
+    max_bytes: int,
+    *,
+    allow_private: bool = False,
 ) -> Upload | None:
     if upload is not None:
         if given is not None:
@@ -51,7 +59,8 @@ async def reference_image(
     if url[:5].lower() == "data:":
         return Upload(data=decode_data_url(url, max_bytes), filename="input_reference")
     if url.lower().startswith(("http://", "https://")):
-        return Upload(data=await fetch(url, max_bytes), filename="input_reference")
+        data = await fetch(url, max_bytes, allow_private=allow_private)
+        return Upload(data=data, filename="input_reference")
     raise InvalidRequestError(
         "input_reference.image_url must be a data: URL or an http(s) URL",
         param=f"{PARAM}.image_url",
@@ -85,33 +94,66 @@ def unquote(text: str) -> str:
     return unquote_to_bytes(text).decode("ascii", "replace") if "%" in text else text
 
 
-async def fetch(url: str, max_bytes: int) -> bytes:
+async def fetch(url: str, max_bytes: int, *, allow_private: bool = False) -> bytes:
     param = f"{PARAM}.image_url"
     try:
-        async with (
-            httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise InvalidRequestError(
-                    f"fetching input_reference.image_url answered HTTP {response.status_code}",
-                    param=param,
-                )
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(max_bytes)
-            chunks, seen = [], 0
-            async for chunk in response.aiter_bytes():
-                seen += len(chunk)
-                if seen > max_bytes:
-                    raise _too_large(max_bytes)
-                chunks.append(chunk)
-            return b"".join(chunks)
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                if not allow_private:
+                    await _refuse_private(url)
+                async with client.stream("GET", url) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        # Each hop is checked again: a public URL may redirect inward.
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    return await _read(response, max_bytes)
+            raise InvalidRequestError(
+                f"input_reference.image_url redirected more than {MAX_REDIRECTS} times",
+                param=param,
+            )
     except httpx.HTTPError as err:
         raise InvalidRequestError(
             f"could not fetch input_reference.image_url ({type(err).__name__}: {err})",
             param=param,
         ) from None
+
+
+async def _refuse_private(url: str) -> None:
+    """Refuse URLs that resolve to this machine or a private network: without this, anyone
+    who may create a video could make the server read internal services for them."""
+    host = httpx.URL(url).host
+    try:
+        infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
+    except OSError:
+        raise InvalidRequestError(
+            f"input_reference.image_url: cannot resolve {host!r}", param=f"{PARAM}.image_url"
+        ) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise InvalidRequestError(
+                f"input_reference.image_url points at a private address ({address}); "
+                "send the image itself, or allow private URLs (MOVIOLA_FETCH_PRIVATE_URLS)",
+                param=f"{PARAM}.image_url",
+            )
+
+
+async def _read(response: httpx.Response, max_bytes: int) -> bytes:
+    if response.status_code != 200:
+        raise InvalidRequestError(
+            f"fetching input_reference.image_url answered HTTP {response.status_code}",
+            param=f"{PARAM}.image_url",
+        )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks, seen = [], 0
+    async for chunk in response.aiter_bytes():
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(max_bytes: int) -> TooLargeError:

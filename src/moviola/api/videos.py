@@ -118,7 +118,10 @@ async def create_video(request: Request, caller: Caller = Depends(authenticate))
     body = await read_body(request, state.settings.max_upload_bytes)
     params = parse(CreateVideoRequest, body.fields)
     image = await reference_image(
-        params.input_reference, body.files.get("input_reference"), state.settings.max_upload_bytes
+        params.input_reference,
+        body.files.get("input_reference"),
+        state.settings.max_upload_bytes,
+        allow_private=state.settings.fetch_private_urls,
     )
     if params.characters:
         await run_in_threadpool(

@@ -28,8 +28,11 @@ class Heartbeat:
     keep_going: bool  # False: cancelled, deleted, or the lease is no longer ours
 
 
-def claim(sessions: sessionmaker[Session], worker: str, lease_s: float = LEASE_S) -> Video | None:
+def claim(
+    sessions: sessionmaker[Session], worker: str, lease_s: float | None = None
+) -> Video | None:
     """Lease the oldest queued job to `worker`, or None when the queue is empty."""
+    lease_s = LEASE_S if lease_s is None else lease_s
     with sessions.begin() as session:
         candidates = (
             select(Video.id)
@@ -68,8 +71,9 @@ def heartbeat(
     *,
     progress: int | None = None,
     stage: str | None = None,
-    lease_s: float = LEASE_S,
+    lease_s: float | None = None,
 ) -> Heartbeat:
+    lease_s = LEASE_S if lease_s is None else lease_s
     values: dict[str, Any] = {"lease_expires_at": time.time() + lease_s}
     if progress is not None:
         values["progress"] = max(0, min(99, progress))  # 100 only once the files are in place
@@ -153,6 +157,30 @@ def recover(sessions: sessionmaker[Session], *, everything: bool = False) -> lis
     else:
         condition = and_(Video.status == "in_progress", Video.lease_expires_at < time.time())
     return _release(sessions, condition, "the worker stopped answering")
+
+
+def abandon(sessions: sessionmaker[Session], job_id: str, worker: str) -> None:
+    """A worker stopped a job that was cancelled or deleted: close it at once (no retry, no
+    webhook: nobody is waiting for it) instead of leaving it held until its lease runs out."""
+    with sessions.begin() as session:
+        session.execute(
+            update(Video)
+            .where(
+                Video.id == job_id,
+                Video.status == "in_progress",
+                Video.lease_owner == worker,
+                Video.cancel_requested.is_(True),
+            )
+            .values(
+                status="failed",
+                stage="cancelled",
+                error_code="cancelled",
+                error_message="the video was deleted while it was being made",
+                completed_at=time.time(),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
 
 
 def cancel(sessions: sessionmaker[Session], job_id: str) -> None:

@@ -227,6 +227,10 @@ class VideoService:
                 f"cannot {action} video {video_id}: it is {video.status}, not completed",
                 param="video_id",
             )
+        if not Path(video.files["video"]["path"]).is_file():
+            raise ConflictError(
+                f"cannot {action} video {video_id}: its files have expired", param="video_id"
+            )
         return video
 
     def _source(

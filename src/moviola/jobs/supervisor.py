@@ -30,6 +30,7 @@ from moviola.store.models import Video
 
 log = logging.getLogger("moviola.supervisor")
 
+RECOVERY_S = 5.0  # how often expired leases are looked for
 POLL_S = 0.1  # how soon a dead worker is noticed
 STABLE_S = 30.0  # a worker that lived this long was not dying at start-up: restart at once
 MAX_BACKOFF_S = 30.0
@@ -147,12 +148,22 @@ class Supervisor:
     # --- internals ---------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        last_recovery = time.monotonic()
         while not self._stopping.wait(POLL_S):
             for slot in self._slots:
                 try:
                     self._check(slot)
                 except Exception:  # e.g. the database briefly unreachable: next round
                     log.exception("supervising %s failed", slot.name)
+            if time.monotonic() - last_recovery >= RECOVERY_S:
+                # Workers elsewhere (`moviola worker` on another machine) that died without
+                # a supervisor to notice: their leases run out and their jobs come back.
+                last_recovery = time.monotonic()
+                try:
+                    for job_id in queue.recover(self._sessions):
+                        log.warning("%s: its worker's lease ran out; back in the queue", job_id)
+                except Exception:
+                    log.exception("recovering expired leases failed")
 
     def _check(self, slot: _Slot) -> None:
         if slot.process is not None:
@@ -241,6 +252,10 @@ def worker_environment(settings: Settings) -> dict[str, str]:
             env[key] = "true" if value else "false"
         else:
             env[key] = str(value)
+    # Each worker's CPU threads get its share of the cores: torch otherwise starts one thread
+    # per core in every worker, and on a busy machine they thrash (renders 10–20x slower).
+    share = str(max(1, (os.cpu_count() or 1) // max(1, settings.workers)))
+    env.setdefault("OMP_NUM_THREADS", share)
     return env
 
 

@@ -84,6 +84,10 @@ class Worker:
             "%s: rendering %s (%s, attempt %d)", self.name, job.id, job.engine_model, job.attempts
         )
         beat = _Heartbeat(self.sessions, job.id, self.name)
+        with _LeaseKeeper(self.sessions, job.id, self.name):
+            self._process(job, beat)
+
+    def _process(self, job: Video, beat: _Heartbeat) -> None:
         try:
             request = self._request(job)
             files = render(
@@ -102,6 +106,7 @@ class Worker:
                 )
                 log.info("%s: %s handed back to the queue", self.name, job.id)
             else:
+                queue.abandon(self.sessions, job.id, self.name)
                 log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
             self._discard(job.id)
             return
@@ -218,6 +223,32 @@ class Worker:
     def _discard_outputs(self, job_id: str) -> None:
         for variant in ("video", "thumbnail", "spritesheet"):
             self.blobs.path(job_id, variant).unlink(missing_ok=True)
+
+
+class _LeaseKeeper:
+    """Renews the job's lease from a thread while the job runs, so that a long step with no
+    progress to report (loading a model, decoding a long video) is not taken for a dead
+    worker; a worker that really dies stops renewing and its lease runs out."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str):
+        self._args = (sessions, job_id, worker)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(queue.LEASE_S / 3):
+            try:
+                queue.heartbeat(*self._args)
+            except Exception:  # the database briefly away: the next renewal tries again
+                log.warning("renewing the lease of %s failed", self._args[1], exc_info=True)
 
 
 class _Heartbeat:
