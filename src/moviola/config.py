@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1  # worker processes (one per device)
+    worker_nice: int = 10  # CPU priority of workers below the API's (0: the same)
     max_attempts: int = 3
     max_upload_bytes: int = 200 * 1024 * 1024
     max_queued_per_key: int = 100

@@ -46,6 +46,10 @@ def worker(
         # Alembic announces its plugins each time a worker (re)starts: noise in the server's log.
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         settings = get_settings()
+        if settings.worker_nice and hasattr(os, "nice"):
+            # Rendering is batch work; the API answering polls is what people wait on. On a
+            # machine with few cores, a lower priority keeps the API's latency flat.
+            os.nice(settings.worker_nice)
         engine = db.connect(settings.db_url)
         db.migrate(engine)
         stop = threading.Event()
