@@ -226,10 +226,12 @@ async def extend_video(request: Request, caller: Caller = Depends(authenticate))
     response_model=VideoObject,
     summary="Retrieve a video (poll this; the openai-poll-after-ms header says how often)",
 )
-async def retrieve_video(
+def retrieve_video(
     video_id: str, request: Request, caller: Caller = Depends(authenticate)
 ) -> JSONResponse:
-    # On the event loop: one indexed read, polled often; a thread hop would cost more.
+    # In the thread pool, not on the event loop: while a worker writes, a read can wait on
+    # SQLite's busy handler (sleeps of up to 100 ms), and on the loop that wait would hold up
+    # every other request in flight.
     state = request.app.state
     row = state.service.get(caller, video_id)
     return video_response(request, row, {"openai-poll-after-ms": str(state.settings.poll_after_ms)})

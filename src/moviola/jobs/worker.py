@@ -157,21 +157,13 @@ class Worker:
             max_duration_s=self.settings.max_input_seconds,
         )
         source_path = None
-        if job.source_video_id:
+        source_id = job.source_video_id or job.remixed_from_video_id
+        if source_id:
             with self.sessions() as session:
-                source = session.get(Video, job.source_video_id)
+                source = session.get(Video, source_id)
             if source is None or not source.files:
-                raise InvalidRequestError(
-                    f"the source video {job.source_video_id} is gone", param="video"
-                )
-            source_path = Path(source.files["video"]["path"])
-        elif job.remixed_from_video_id:
-            with self.sessions() as session:
-                source = session.get(Video, job.remixed_from_video_id)
-            if source is None or not source.files:
-                raise InvalidRequestError(
-                    f"the source video {job.remixed_from_video_id} is gone", param="video_id"
-                )
+                param = "video" if job.source_video_id else "video_id"
+                raise InvalidRequestError(f"the source video {source_id} is gone", param=param)
             source_path = Path(source.files["video"]["path"])
         elif job.input_path and job.kind in ("edit", "extend"):
             source_path = Path(job.input_path)
