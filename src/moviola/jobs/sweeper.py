@@ -18,13 +18,13 @@ Expired and deleted rows are never touched by workers, so sweeping runs safely b
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
+from moviola.jobs.periodic import Periodic
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -33,7 +33,9 @@ log = logging.getLogger("moviola.sweeper")
 CHUNK = 500  # ids per query, well under every database's parameter limit
 
 
-class Sweeper:
+class Sweeper(Periodic):
+    name = "sweeper"
+
     def __init__(
         self,
         settings: Settings,
@@ -45,21 +47,10 @@ class Sweeper:
         self.retention_s = settings.retention_hours * 3600
         self.sessions = sessions
         self.blobs = blobs
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval_s)
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def run_pass(self) -> int:
+        return self.sweep()
 
     def sweep(self) -> int:
         """One pass; returns how many video folders were removed."""
@@ -89,14 +80,6 @@ class Sweeper:
         return removed
 
     # --- internals ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # a locked database, a busy disk: try again next pass
-                log.exception("sweep failed")
-            self._stop.wait(self.interval_s)
 
     def _set_expiry(self) -> None:
         """Give every completed video that lacks one its expiry time."""

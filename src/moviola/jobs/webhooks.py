@@ -25,7 +25,6 @@ import json
 import logging
 import random
 import secrets
-import threading
 import time
 
 import httpx
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
 from moviola.errors import MoviolaError
+from moviola.jobs.periodic import Periodic
 from moviola.store.models import WebhookEvent
 
 log = logging.getLogger("moviola.webhooks")
@@ -64,7 +64,9 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(1 - JITTER, 1 + JITTER)
 
 
-class Dispatcher:
+class Dispatcher(Periodic):
+    name = "webhooks"
+
     def __init__(
         self,
         settings: Settings,
@@ -76,27 +78,16 @@ class Dispatcher:
         self.urls = list(settings.webhook_urls)
         self.max_attempts = settings.webhook_max_attempts
         self.sessions = sessions
-        self.poll_s = poll_s
+        super().__init__(interval_s=poll_s)
         self.key = _key(settings.webhook_secret) if self.urls else b""
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise MoviolaError(f"webhook URL {url!r} is not an http(s) URL", code="config")
         self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
         self._accepted: dict[str, set[str]] = {}  # event id → URLs that answered 2xx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def run_pass(self) -> int:
+        return self.deliver_due()
 
     def deliver_due(self) -> int:
         """One pass over the events that are due; returns how many were delivered."""
@@ -124,21 +115,13 @@ class Dispatcher:
             )
         delivered = 0
         for event in due:
-            if self._stop.is_set():
+            if self.stopping:
                 break
             if self._claim(event):
                 delivered += self._deliver(event)
         return delivered
 
     # --- internals ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.deliver_due()
-            except Exception:  # a locked or unreachable database: try again next pass
-                log.exception("webhook delivery pass failed")
-            self._stop.wait(self.poll_s)
 
     def _claim(self, event: WebhookEvent) -> bool:
         """Take the event for this attempt, so that two dispatchers never send it at once.
