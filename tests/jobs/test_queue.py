@@ -241,3 +241,21 @@ def _expire(sessions, job_id):
 def _queued(sessions):
     with sessions() as session:
         return session.execute(select(Video.id).where(Video.status == "queued").limit(1)).first()
+
+
+def test_recovery_never_undoes_a_completion_that_lands_between_its_read_and_write(
+    sessions, monkeypatch
+):
+    job_id = add(sessions)
+    queue.claim(sessions, "w", lease_s=-1)  # a lease that has already run out
+    real = queue._finish_attempt
+
+    def completed_meanwhile(session, job, *args, **kwargs):
+        assert queue.complete(sessions, job.id, "w", files={"video": {}}, result={})
+        return real(session, job, *args, **kwargs)
+
+    monkeypatch.setattr(queue, "_finish_attempt", completed_meanwhile)
+    assert queue.recover(sessions) == []
+    job = row(sessions, job_id)
+    assert (job.status, job.files) == ("completed", {"video": {}})
+    assert events(sessions, job_id) == ["video.completed"]

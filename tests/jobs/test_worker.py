@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -66,11 +67,11 @@ def test_a_job_renders_to_a_completed_row_with_its_files(store, worker):
     assert job.lease_owner is None and job.error_code is None
     assert set(job.files) == {"video", "thumbnail", "spritesheet"}
     for variant, entry in job.files.items():
-        path = blobs.path(job_id, variant)
+        path = blobs.path(job_id, variant, attempt="w1")  # this attempt's own folder
         assert entry["path"] == str(path)
         assert entry["bytes"] == path.stat().st_size
         assert entry["sha256"] == media.sha256_file(path)
-    info = media.probe(blobs.path(job_id, "video"))
+    info = media.probe(blobs.path(job_id, "video", attempt="w1"))
     assert (info.width, info.height) == (160, 96)
     assert job.result["seed"] == 3 and job.result["worker"] == "w1"
     with sessions() as session:
@@ -165,7 +166,7 @@ def test_stopping_hands_the_job_back_without_using_an_attempt(store, worker):
     assert not thread.is_alive()
     job = row(sessions, job_id)
     assert (job.status, job.attempts, job.lease_owner, job.progress) == ("queued", 0, None, 0)
-    assert not blobs.path(job_id, "video").exists()
+    assert not blobs.path(job_id, "video", attempt="w1").exists()
 
 
 def _png(width, height):
@@ -191,3 +192,23 @@ def test_the_lease_is_renewed_while_a_long_step_reports_nothing(store, monkeypat
         assert row(sessions, job_id).lease_owner == "w"
     time.sleep(0.8)
     assert queue.recover(sessions) == [job_id]  # once nobody renews it, the lease runs out
+
+
+def test_a_worker_that_lost_its_job_never_touches_the_new_holders_files(store, worker, engine):
+    """A finishes after its lease was taken over and B completed: A's clean-up must leave B's
+    files, which the completed row points to, in place."""
+    from moviola.jobs import queue
+
+    settings, sessions, blobs, service = store
+    job_id = submit(service).id
+    late = queue.claim(sessions, "w1")  # A holds the job …
+    queue.recover(sessions, everything=True)  # … loses it …
+    other = Worker(settings, sessions, blobs, name="w2", device="cpu")
+    other.engine = engine
+    assert other.run_one()  # … and B renders and completes it
+    worker.process(late)  # A renders too; complete() is refused; A cleans up its own attempt
+    job = row(sessions, job_id)
+    assert job.status == "completed" and job.result["worker"] == "w2"
+    for entry in job.files.values():
+        assert Path(entry["path"]).is_file()
+    assert not blobs.attempt_folder(job_id, "w1").exists()

@@ -70,7 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
         db.migrate(engine)
         sessions = db.sessions(engine)
         blobs = Blobs(settings.blobs_path)
-        requeued = queue.recover(sessions, everything=True)
+        # Only expired leases: a live worker (a standalone one, or another server's) may hold
+        # the rest. A crashed server's jobs come back once their leases run out, within
+        # seconds, through the supervisor's periodic recovery.
+        requeued = queue.recover(sessions)
         if requeued:
             log.warning("back in the queue after a restart: %s", ", ".join(requeued))
         background = Background(settings, sessions, blobs)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.store.models import Video, WebhookEvent, new_id
 
-LEASE_S = 30.0
+LEASE_S = 15.0  # renewed every LEASE_S / 3 while a job runs
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,7 @@ def fail(
         ).scalar()
         if job is None:
             return None
-        _finish_attempt(session, job, code, message, retry)
-        return job.status
+        return _finish_attempt(session, job, code, message, retry)
 
 
 def release_worker(
@@ -198,26 +197,52 @@ def _release(
         jobs = session.execute(
             select(Video).where(condition, Video.status == "in_progress").with_for_update()
         ).scalars()
-        for job in jobs:
-            if not count_attempt:
-                job.attempts -= 1  # interrupted, not failed: the claim is given back
-            _finish_attempt(session, job, "worker_lost", reason, retry=True)
-            released.append(job.id)
+        for job in list(jobs):
+            given_back = 0 if count_attempt else 1  # interrupted, not failed: no attempt used
+            if _finish_attempt(
+                session, job, "worker_lost", reason, retry=True, given_back=given_back
+            ):
+                released.append(job.id)
     return released
 
 
-def _finish_attempt(session: Session, job: Video, code: str, message: str, retry: bool) -> None:
-    job.lease_owner = None
-    job.lease_expires_at = None
-    if retry and job.attempts < job.max_attempts and not job.cancel_requested:
-        job.status, job.progress, job.stage = "queued", 0, None
-        return
-    if retry and job.attempts >= job.max_attempts:
-        message = f"{message} (gave up after {job.attempts} attempts)"
-    job.status, job.stage = "failed", "failed"
-    job.error_code, job.error_message = code, message
-    job.completed_at = time.time()
-    _event(session, "video.failed", job.id)
+def _finish_attempt(
+    session: Session, job: Video, code: str, message: str, retry: bool, given_back: int = 0
+) -> str | None:
+    """End the attempt `job` was read in; returns the new status, or None if the row moved on
+    meanwhile (a worker completed it). The write is conditional on what was read: SQLite takes
+    no row lock for a SELECT, so an unconditional write could undo a completion."""
+    attempts = job.attempts - given_back
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "attempts": attempts}
+    if retry and attempts < job.max_attempts and not job.cancel_requested:
+        values.update(status="queued", progress=0, stage=None)
+    else:
+        if retry and attempts >= job.max_attempts:
+            message = f"{message} (gave up after {attempts} attempts)"
+        values.update(
+            status="failed",
+            stage="failed",
+            error_code=code,
+            error_message=message,
+            completed_at=time.time(),
+        )
+    moved = session.execute(
+        update(Video)
+        .where(
+            Video.id == job.id,
+            Video.status == "in_progress",
+            Video.lease_owner == job.lease_owner,
+            Video.attempts == job.attempts,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+        .returning(Video.id)
+    ).scalar()
+    if moved is None:
+        return None
+    if values["status"] == "failed":
+        _event(session, "video.failed", job.id)
+    return values["status"]
 
 
 def _held_by(job_id: str, worker: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ class Worker:
             files = render(
                 self.engine,
                 request,
-                self.blobs.path(job.id, "video"),
+                self.blobs.path(job.id, "video", attempt=self.name),
                 on_progress=beat.report,
                 cancel=CancelToken(check=lambda: self._stopping.is_set() or beat.stopped()),
                 crf=self.settings.crf,
@@ -213,8 +214,8 @@ class Worker:
             self._discard_outputs(job_id)
 
     def _discard_outputs(self, job_id: str) -> None:
-        for variant in ("video", "thumbnail", "spritesheet"):
-            self.blobs.path(job_id, variant).unlink(missing_ok=True)
+        """Remove this worker's own attempt, never another's (which may be the finished one)."""
+        shutil.rmtree(self.blobs.attempt_folder(job_id, self.name), ignore_errors=True)
 
 
 class _LeaseKeeper:

@@ -6,8 +6,11 @@ whole file; the row in the database says which of them belong to a finished vide
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+
+_ATTEMPT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 VARIANTS = {
     "video": ("video.mp4", "video/mp4"),
@@ -25,8 +28,17 @@ class Blobs:
             raise ValueError(f"not a video id: {video_id!r}")
         return self.root / video_id
 
-    def path(self, video_id: str, variant: str) -> Path:
-        return self.folder(video_id) / VARIANTS[variant][0]
+    def path(self, video_id: str, variant: str, attempt: str | None = None) -> Path:
+        """Where a variant goes. Each render attempt writes into a folder of its own, so a
+        worker that lost its job can clean up after itself without touching the files of the
+        worker that took the job over."""
+        folder = self.attempt_folder(video_id, attempt) if attempt else self.folder(video_id)
+        return folder / VARIANTS[variant][0]
+
+    def attempt_folder(self, video_id: str, attempt: str) -> Path:
+        if not _ATTEMPT.fullmatch(attempt):  # a worker's name: never a path of its own
+            raise ValueError(f"not an attempt name: {attempt!r}")
+        return self.folder(video_id) / attempt
 
     def input_path(self, video_id: str, suffix: str) -> Path:
         return self.folder(video_id) / f"input{suffix}"
