@@ -22,7 +22,7 @@ def test_bad_size(client, size, why):
     assert err.param == "size" and why in err.message
 
 
-@pytest.mark.parametrize("seconds", ["0", "abc", "-4"])
+@pytest.mark.parametrize("seconds", ["0", "abc", "-4", "inf", "nan", "1e308"])
 def test_bad_seconds(client, seconds):
     assert refused(lambda: client.videos.create(prompt="a boat", seconds=seconds)).param == (
         "seconds"

@@ -93,8 +93,17 @@ def test_a_streamed_body_is_cut_off_at_the_limit(make_server):
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
 
 
-def test_requests_through_a_proxy_are_not_local(http):
-    answer = http.get("/v1/videos", headers={"x-forwarded-for": "203.0.113.9"})
+@pytest.mark.parametrize(
+    "header",
+    [
+        # uvicorn itself rewrites the client address from X-Forwarded-For (it trusts
+        # 127.0.0.1); these two reach Moviola's own check untouched.
+        {"x-real-ip": "203.0.113.9"},
+        {"forwarded": "for=203.0.113.9"},
+    ],
+)
+def test_requests_through_a_proxy_are_not_local(http, header):
+    answer = http.get("/v1/videos", headers=header)
     assert answer.status_code == 401
 
 
@@ -124,3 +133,14 @@ def test_health_and_metrics(http, done_video):
 def test_unknown_videos_are_404_in_the_envelope(http, path):
     answer = http.get(path)
     assert answer.status_code == 404 and answer.json()["error"]["param"] == "video_id"
+
+
+def test_deeply_nested_bodies_are_refused_not_crashed_on(http):
+    deep_json = "[" * 100_000 + "]" * 100_000
+    answer = http.post(
+        "/v1/videos", content=deep_json, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400 and "nested" in answer.json()["error"]["message"]
+    deep_field = "a" + "[0]" * 3000
+    answer = http.post("/v1/videos", data={deep_field: "x", "prompt": "a"})
+    assert answer.status_code == 400 and "nested" in answer.json()["error"]["message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 
 import pytest
 from openai import AsyncOpenAI, BadRequestError, NotFoundError, omit
@@ -208,3 +209,19 @@ def test_the_async_client(server, small):
 
     video, listed = asyncio.run(run())
     assert video.status == "completed" and listed.data[0].id == video.id
+
+
+def test_an_extension_keeps_the_sources_frame_rate(client):
+    """Seconds add up only if the continuation plays at the source's rate, not the model's."""
+    source = client.videos.create_and_poll(
+        prompt="slow", extra_body={"size": "160x96", "seconds": "2", "fps": 8}
+    )
+    assert source.status == "completed", source.error
+    extended = client.videos.extend(
+        prompt="on", seconds="4", video=omit, extra_body={"video": {"id": source.id}}
+    )
+    done = client.videos.poll(extended.id)
+    assert done.status == "completed", done.error
+    assert done.seconds == "6"
+    info = media.probe(io.BytesIO(client.videos.download_content(done.id).read()))
+    assert info.fps == 8 and info.frames == 48

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from moviola import media
 from moviola.config import Settings
+from moviola.errors import InvalidRequestError
 from moviola.jobs import worker as worker_module
 from moviola.jobs.service import Caller, Upload, VideoService
 from moviola.jobs.worker import Worker
@@ -212,3 +213,29 @@ def test_a_worker_that_lost_its_job_never_touches_the_new_holders_files(store, w
     for entry in job.files.values():
         assert Path(entry["path"]).is_file()
     assert not blobs.attempt_folder(job_id, "w1").exists()
+
+
+def test_a_remix_whose_source_was_deleted_fails_clearly_and_shows_no_server_path(store, worker):
+    settings, sessions, _, service = store
+    source = submit(service).id
+    assert worker.run_one()
+    remix = service.remix(ME, source, prompt="again").id
+    service.delete(ME, source)
+    assert worker.run_one()
+    job = row(sessions, remix)
+    assert (job.status, job.error_code) == ("failed", "invalid_request")
+    assert "was deleted" in job.error_message
+    assert str(settings.data_dir) not in job.error_message
+
+
+def test_an_upload_too_large_to_decode_is_refused_before_anything_is_written(store, monkeypatch):
+    import numpy as np
+
+    settings, sessions, _, service = store
+    media.write_mp4(np.zeros((9, 96, 160, 3), np.uint8), settings.data_dir / "c.mp4", fps=8)
+    clip = (settings.data_dir / "c.mp4").read_bytes()
+    monkeypatch.setattr(media, "MAX_DECODE_BYTES", 9 * 96 * 160 * 3 - 1)
+    with pytest.raises(InvalidRequestError, match="too large"):
+        service.edit(ME, prompt="a", upload=Upload(clip, "c.mp4"), model="tiny")
+    with sessions() as session:
+        assert session.execute(select(Video)).first() is None

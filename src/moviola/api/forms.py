@@ -81,9 +81,14 @@ async def read_body(request: Request, max_upload_bytes: int) -> Body:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidRequestError(f"the body is not valid JSON ({err})") from None
+    except RecursionError:
+        raise InvalidRequestError("the JSON body is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("the JSON body must be an object")
     return Body(fields=data)
+
+
+MAX_DEPTH = 8
 
 
 def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -100,6 +105,8 @@ def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             result[key] = value
             continue
         path = [match[1], *re.findall(r"\[([^\[\]]*)\]", match[2])]
+        if len(path) > MAX_DEPTH:  # no field of the API nests deeper; _put recurses per level
+            raise InvalidRequestError(f"the field name {key[:60]!r} is nested too deeply")
         _put(result, path, value, key)
     return result
 

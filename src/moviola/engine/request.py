@@ -6,6 +6,7 @@ exactly what a worker will render: sizes, frame counts, segments, steps, seed.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,7 +218,15 @@ def _check_numbers(request: GenerationRequest) -> None:
         ("seed", request.seed, lambda v: 0 <= v <= MAX_SEED, f"must be 0–{MAX_SEED}"),
         ("strength", request.strength, lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ]
+    if request.seconds is not None and request.seconds > request.max_seconds:
+        # Checked before any arithmetic: 1e308 seconds is finite, its frame count is not.
+        raise InvalidRequestError(
+            f"seconds is {request.seconds:g}; the limit is {request.max_seconds:g}",
+            param="seconds",
+        )
     for name, value, ok, rule in checks:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequestError(f"{name} must be a finite number (got {value})", param=name)
         if value is not None and not ok(value):
             raise InvalidRequestError(f"{name} {rule} (got {value})", param=name)
 

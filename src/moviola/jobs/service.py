@@ -7,6 +7,7 @@ another key's video is as absent as one that never existed.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,9 @@ class VideoService:
             stand_in["image"], input_suffix = object(), ".img"
         if source is not None:
             info = self._probe_source(source)
+            # The result plays at the source's frame rate: an extension continues it, an edit
+            # re-renders it, and the seconds add up only if both parts share one rate.
+            params.setdefault("fps", max(1, round(float(info.fps))))
             frames = np.broadcast_to(
                 np.zeros((1, 1, 1, 3), np.uint8), (info.frames, info.height, info.width, 3)
             )
@@ -374,6 +378,13 @@ class VideoService:
             raise InvalidRequestError("the video has too many pixels", param="video")
         if info.duration > limits["max_duration_s"]:
             raise InvalidRequestError("the video is too long", param="video")
+        if info.frames * info.width * info.height * 3 > media.MAX_DECODE_BYTES:
+            # Refused now rather than failing in the worker, which decodes it whole.
+            raise InvalidRequestError(
+                "the video is too large to work on (frames × pixels); send a shorter or "
+                "smaller one",
+                param="video",
+            )
         return info
 
     def _check_queue(self, caller: Caller) -> None:
@@ -404,6 +415,8 @@ def _seconds(value: Any) -> float:
         ) from None
     if not seconds > 0:
         raise InvalidRequestError("seconds must be greater than 0", param="seconds")
+    if not math.isfinite(seconds):
+        raise InvalidRequestError("seconds must be a finite number", param="seconds")
     return seconds
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -162,9 +163,9 @@ class Worker:
         if source_id:
             with self.sessions() as session:
                 source = session.get(Video, source_id)
-            if source is None or not source.files:
+            if source is None or not source.files or source.deleted_at is not None:
                 param = "video" if job.source_video_id else "video_id"
-                raise InvalidRequestError(f"the source video {source_id} is gone", param=param)
+                raise InvalidRequestError(f"the source video {source_id} was deleted", param=param)
             source_path = Path(source.files["video"]["path"])
         elif job.input_path and job.kind in ("edit", "extend"):
             source_path = Path(job.input_path)
@@ -198,6 +199,8 @@ class Worker:
         )
 
     def _fail(self, job: Video, code: str, message: str, *, retry: bool) -> None:
+        # The message is shown to API clients: no paths of this server's disk in it.
+        message = re.sub(re.escape(str(self.blobs.root)) + r"[^\s:]*", "the stored file", message)
         status = queue.fail(
             self.sessions, job.id, self.name, code=code, message=message, retry=retry
         )
