@@ -25,7 +25,9 @@ def make_client(tmp_path):
         def boom() -> None:
             raise RuntimeError("secret detail /srv/internal")
 
-        client = TestClient(app, raise_server_exceptions=False, client=LOCAL)
+        client = TestClient(
+            app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False, client=LOCAL
+        )
         clients.append(client.__enter__())
         return client
 
@@ -97,3 +99,31 @@ def test_expiry_follows_the_retention_policy(make_client):
     video_id = insert(client, status="completed", completed_at=done, progress=100)
     video = client.get(f"/v1/videos/{video_id}").json()
     assert video["expires_at"] == int(done + 7200)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"host": "evil.example"},  # DNS rebinding: a page's own name, resolved to 127.0.0.1
+        {"origin": "http://evil.example"},  # a cross-site form post
+        {"origin": "null"},  # a sandboxed or file: page
+    ],
+)
+def test_keyless_access_refuses_web_pages_from_elsewhere(make_client, headers):
+    answer = make_client().post("/v1/videos", data={"prompt": "a"}, headers=headers)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"origin": "http://localhost:8000"},
+        {"origin": "http://127.0.0.1:8000", "host": "localhost:8000"},
+        {"host": "[::1]:8000"},
+        {"host": "studio.localhost"},
+    ],
+)
+def test_keyless_access_serves_local_programs_and_pages(make_client, headers):
+    assert make_client().get("/v1/videos", headers=headers).status_code == 200

@@ -13,12 +13,13 @@ import hashlib
 import ipaddress
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from moviola.api.errors import AuthenticationError
+from moviola.api.errors import AuthenticationError, PermissionDeniedError
 from moviola.jobs.service import Caller
 from moviola.store import keys
 
@@ -53,6 +54,7 @@ async def authenticate(
     if not cache.any_keys():
         local = request.client is not None and is_loopback(request.client.host)
         if local and not any(name in request.headers for name in _PROXY_HEADERS):
+            _refuse_foreign_pages(request)
             return _admit(state, Caller(owner=None))
         raise AuthenticationError(
             "this server has no API keys yet and answers only local requests without one; "
@@ -67,6 +69,33 @@ async def authenticate(
     if owner is None:
         raise AuthenticationError("incorrect or revoked API key")
     return _admit(state, Caller(owner=owner))
+
+
+def _refuse_foreign_pages(request: Request) -> None:
+    """Keyless access is for programs on this machine, not for web pages it visits.
+
+    A page elsewhere can reach a loopback server two ways: by a form post from its own
+    origin (no preflight for multipart), and by DNS rebinding (its own host name, resolved to
+    127.0.0.1). The first shows in `Origin`, the second in `Host`; both must be local.
+    """
+    host = _hostname(request.headers.get("host", ""))
+    origin = request.headers.get("origin")
+    origin_host = _hostname(urlsplit(origin).netloc) if origin and origin != "null" else ""
+    if not _local_name(host) or (origin is not None and not _local_name(origin_host)):
+        raise PermissionDeniedError(
+            "keyless access is only for local programs: this request names another host "
+            "(Host or Origin); create a key with `moviola keys create NAME` and send it"
+        )
+
+
+def _hostname(netloc: str) -> str:
+    if netloc.startswith("["):  # [::1]:8000
+        return netloc[1 : netloc.find("]")]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+def _local_name(host: str) -> bool:
+    return is_loopback(host) or host.lower().endswith(".localhost")
 
 
 def _admit(state: Any, caller: Caller) -> Caller:

@@ -35,6 +35,10 @@ class AuthenticationError(MoviolaError):
     code = "invalid_api_key"
 
 
+class PermissionDeniedError(MoviolaError):
+    code = "forbidden"
+
+
 def error_response(
     status: int,
     message: str,
@@ -55,6 +59,7 @@ def status_of(err: MoviolaError) -> int:
         (InvalidRequestError, 400),
         (WeightsNotFoundError, 400),
         (AuthenticationError, 401),
+        (PermissionDeniedError, 403),
         (NotFoundError, 404),
         (ConflictError, 409),
         (TooManyRequestsError, 429),
