@@ -179,21 +179,7 @@ def list_videos(
     openapi_extra=request_body(EditVideoRequest, {"video": FILE_DESCRIPTION}),
 )
 async def edit_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
-    state = request.app.state
-    body = await read_body(request, state.settings.max_upload_bytes)
-    params = parse(EditVideoRequest, body.fields)
-    video_id, upload = source_video(params.video, body.files.get("video"))
-    row = await call(
-        state.service.edit,
-        caller,
-        prompt=params.prompt,
-        video_id=video_id,
-        upload=upload,
-        model=params.model,
-        extras=params.extras(),
-        media_param="video",
-    )
-    return video_response(request, row)
+    return await from_source(request, caller, EditVideoRequest, "edit")
 
 
 @router.post(
@@ -203,20 +189,33 @@ async def edit_video(request: Request, caller: Caller = Depends(authenticate)) -
     openapi_extra=request_body(ExtendVideoRequest, {"video": FILE_DESCRIPTION}),
 )
 async def extend_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
+    return await from_source(request, caller, ExtendVideoRequest, "extend", with_seconds=True)
+
+
+async def from_source(
+    request: Request,
+    caller: Caller,
+    model: type[Model],
+    action: str,
+    *,
+    with_seconds: bool = False,
+) -> JSONResponse:
+    """An edit or an extension: a prompt and a source video (an upload or `{"id"}`)."""
     state = request.app.state
     body = await read_body(request, state.settings.max_upload_bytes)
-    params = parse(ExtendVideoRequest, body.fields)
+    params = parse(model, body.fields)
     video_id, upload = source_video(params.video, body.files.get("video"))
+    extra = {"seconds": params.seconds} if with_seconds else {}
     row = await call(
-        state.service.extend,
+        getattr(state.service, action),
         caller,
         prompt=params.prompt,
-        seconds=params.seconds,
         video_id=video_id,
         upload=upload,
         model=params.model,
         extras=params.extras(),
         media_param="video",
+        **extra,
     )
     return video_response(request, row)
 

@@ -21,6 +21,7 @@ from moviola import media
 from moviola.config import Settings
 from moviola.engine import GenerationRequest, get_model, parse_size, plan
 from moviola.engine.loading import find_weights
+from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.errors import (
     ConflictError,
     InvalidRequestError,
@@ -94,7 +95,7 @@ class VideoService:
 
     def remix(self, caller: Caller, video_id: str, *, prompt: Any, extras: dict | None = None):
         source = self._finished(caller, video_id, "remix")
-        params = {**source.params, **self._extras(extras or {}), "strength": 0.6}
+        params = {**source.params, **self._extras(extras or {}), "strength": DEFAULT_STRENGTH}
         params.pop("seed", None)
         return self._submit(
             caller,
@@ -118,18 +119,8 @@ class VideoService:
         model: str | None = None,
         extras: dict | None = None,
     ) -> Video:
-        source = self._source(caller, video_id, upload, "edit")
-        params = {**self._extras(extras or {}), "strength": 0.6}
-        return self._submit(
-            caller,
-            kind="edit",
-            prompt=prompt,
-            model=source.model if isinstance(source, Video) else model,
-            seconds=None,
-            size=None,
-            params=params,
-            source=source,
-        )
+        params = {**self._extras(extras or {}), "strength": DEFAULT_STRENGTH}
+        return self._from_source(caller, "edit", prompt, video_id, upload, model, params)
 
     def extend(
         self,
@@ -147,11 +138,24 @@ class VideoService:
             raise InvalidRequestError(
                 f"an extension adds 4, 8, 12, 16 or 20 seconds, not {seconds}", param="seconds"
             )
-        source = self._source(caller, video_id, upload, "extend")
         params = {**self._extras(extras or {}), "extend_seconds": added}
+        return self._from_source(caller, "extend", prompt, video_id, upload, model, params)
+
+    def _from_source(
+        self,
+        caller: Caller,
+        kind: str,
+        prompt: Any,
+        video_id: str | None,
+        upload: Upload | None,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> Video:
+        """An edit or extension of a stored video (its model by default) or an upload."""
+        source = self._source(caller, video_id, upload, kind)
         return self._submit(
             caller,
-            kind="extend",
+            kind=kind,
             prompt=prompt,
             model=source.model if isinstance(source, Video) else model,
             seconds=None,
@@ -327,7 +331,7 @@ class VideoService:
             steps=params.get("num_inference_steps"),
             guidance=params.get("guidance_scale"),
             seed=params.get("seed"),
-            strength=params.get("strength", 0.6),
+            strength=params.get("strength", DEFAULT_STRENGTH),
             max_prompt_chars=settings.max_prompt_chars,
             max_seconds=settings.max_seconds,
             **stand_in,

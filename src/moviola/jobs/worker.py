@@ -30,6 +30,7 @@ from moviola.engine import (
     Progress,
     parse_size,
 )
+from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.errors import InvalidRequestError, MoviolaError
 from moviola.jobs import queue
 from moviola.jobs.render import render
@@ -174,7 +175,7 @@ class Worker:
             kwargs["image"] = media.load_image(Path(job.input_path))
         elif job.kind in ("remix", "edit"):
             kwargs["video"], _ = media.decode_frames(source_path, **limits)
-            kwargs["strength"] = params.get("strength", 0.6)
+            kwargs["strength"] = params.get("strength", DEFAULT_STRENGTH)
         elif job.kind == "extend":
             kwargs["extend"], _ = media.decode_frames(source_path, **limits)
 
