@@ -68,6 +68,12 @@ class Video(Base):
     # What the render produced; all null until the row is completed.
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # seed, render size, timings …
     files: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # variant → {path, bytes, sha256}
+    # SHA-256 of the video file's bytes: how an import recognises a video it already holds.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Where an imported video came from and what was recovered of it, field by field.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The C2PA content credentials read from or written into the file, and their validation.
+    credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_videos_status_seq", "status", "seq"),)
 
@@ -106,3 +112,16 @@ class Character(Base):
     name: Mapped[str] = mapped_column(String(200))
     video_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[float] = mapped_column(default=now)
+
+
+class AuditEvent(Base):
+    """Append-only: who did what to which video, and moderation decisions with their reasons."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[float] = mapped_column(default=now, index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)  # an ApiKey id; null: local
+    action: Mapped[str] = mapped_column(String(32))  # create, remix, download, delete, moderation…
+    video_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
