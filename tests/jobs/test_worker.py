@@ -8,36 +8,15 @@ import pytest
 from sqlalchemy import select
 
 from moviola import media
-from moviola.config import Settings
 from moviola.errors import InvalidRequestError
 from moviola.jobs import worker as worker_module
-from moviola.jobs.service import Caller, Upload, VideoService
+from moviola.jobs.service import Caller, Upload
 from moviola.jobs.worker import Worker
-from moviola.store import db
-from moviola.store.blobs import Blobs
 from moviola.store.models import Video, WebhookEvent, new_id
 
 pytestmark = pytest.mark.timeout(120)
 
 ME = Caller()
-
-
-@pytest.fixture
-def store(tmp_path):
-    settings = Settings(data_dir=tmp_path, max_attempts=3)
-    engine = db.connect(settings.db_url)
-    db.migrate(engine)
-    sessions = db.sessions(engine)
-    blobs = Blobs(settings.blobs_path)
-    return settings, sessions, blobs, VideoService(settings, sessions, blobs)
-
-
-@pytest.fixture
-def worker(store, engine):
-    settings, sessions, blobs, _ = store
-    job_worker = Worker(settings, sessions, blobs, name="w1", device="cpu")
-    job_worker.engine = engine  # the session's engine: tiny pipelines already built
-    return job_worker
 
 
 def submit(service, **extras):

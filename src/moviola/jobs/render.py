@@ -6,9 +6,10 @@ atomically, so its presence means the whole set (thumbnail, spritesheet, video) 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from moviola.engine import (
     Stage,
 )
 from moviola.engine.progress import ProgressCallback
+from moviola.engine.storyboard import StoryboardShot, generate_storyboard
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08
@@ -36,6 +38,15 @@ class RenderedFiles:
     result: GenerationResult
     info: media.VideoInfo
     timings: dict[str, float]
+    shots: list[RenderedShot] = field(default_factory=list)  # a storyboard's, in order
+
+
+@dataclass(frozen=True)
+class RenderedShot:
+    index: int  # from 1
+    path: Path
+    start_frame: int
+    frames: int
 
 
 def output_paths(video: Path) -> tuple[Path, Path]:
@@ -58,19 +69,76 @@ def render(
 ) -> RenderedFiles:
     """Generate `request` and write the MP4, its thumbnail and its spritesheet."""
     cancel = cancel or CancelToken()
+    result = engine.generate(request, on_progress=_engine_share(on_progress), cancel=cancel)
+    cancel.raise_if_cancelled()
+    return _write(result, request.prompt, Path(video_path), on_progress, crf=crf, preset=preset)
 
-    def engine_progress(p: Progress) -> None:
-        if on_progress is not None and p.stage is not Stage.DONE:
+
+def render_storyboard(
+    engine: Engine,
+    shots: list[StoryboardShot],
+    base: GenerationRequest,
+    video_path: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    crf: int = 18,
+    preset: str = "medium",
+) -> RenderedFiles:
+    """Render a storyboard: the whole video with its thumbnail and spritesheet, and each shot
+    as an MP4 of its own beside it (the result's `shots`)."""
+    cancel = cancel or CancelToken()
+    board = generate_storyboard(
+        engine, shots, base, on_progress=_engine_share(on_progress), cancel=cancel
+    )
+    cancel.raise_if_cancelled()
+    video_path = Path(video_path)
+    video_path.parent.mkdir(parents=True, exist_ok=True)
+    result = board.result
+    shots: list[RenderedShot] = []
+    for shot in board.shots:
+        path = video_path.with_name(f"{video_path.stem}.shot{shot.index}.mp4")
+        media.write_mp4(
+            shot.frames,
+            path,
+            fps=result.fps,
+            size=result.size,
+            crf=crf,
+            preset=preset,
+            metadata={"comment": shot.prompt[:1000], "encoder": "Moviola"},
+        )
+        shots.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
+    prompt = "\n".join(shot.prompt for shot in board.shots)
+    files = _write(result, prompt, video_path, on_progress, crf=crf, preset=preset)
+    return dataclasses.replace(files, shots=shots)
+
+
+def _engine_share(on_progress: ProgressCallback | None) -> ProgressCallback | None:
+    """The engine's reports scaled to leave the last part of the bar to writing files."""
+    if on_progress is None:
+        return None
+
+    def report(p: Progress) -> None:
+        if p.stage is not Stage.DONE:
             scaled = Progress(
                 p.stage, p.fraction * (1 - WRITING_SHARE), p.step, p.steps, p.segment, p.segments
             )
             on_progress(scaled)
 
-    result = engine.generate(request, on_progress=engine_progress, cancel=cancel)
-    cancel.raise_if_cancelled()
+    return report
 
+
+def _write(
+    result: GenerationResult,
+    prompt: str,
+    video_path: Path,
+    on_progress: ProgressCallback | None,
+    *,
+    crf: int,
+    preset: str,
+) -> RenderedFiles:
+    """Thumbnail and spritesheet first, the video last: its presence means the set is whole."""
     started = time.perf_counter()
-    video_path = Path(video_path)
     video_path.parent.mkdir(parents=True, exist_ok=True)
     thumbnail, spritesheet = output_paths(video_path)
     previews = preview_frames(result)
@@ -84,7 +152,7 @@ def render(
         size=result.size,
         crf=crf,
         preset=preset,
-        metadata={"comment": request.prompt[:1000], "encoder": "Moviola"},
+        metadata={"comment": prompt[:1000], "encoder": "Moviola"},
     )
     timings = dict(result.timings, writing=time.perf_counter() - started)
     if on_progress is not None:

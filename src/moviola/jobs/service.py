@@ -22,6 +22,7 @@ from moviola.config import Settings
 from moviola.engine import GenerationRequest, get_model, parse_size, plan
 from moviola.engine.loading import find_weights
 from moviola.engine.request import DEFAULT_STRENGTH
+from moviola.engine.storyboard import StoryboardShot, plan_storyboard
 from moviola.errors import (
     ConflictError,
     InvalidRequestError,
@@ -60,6 +61,15 @@ class Upload:
 
     data: bytes
     filename: str | None = None
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One shot of a storyboard: what happens, for how long, and optionally its first frame."""
+
+    prompt: Any
+    seconds: Any = DEFAULT_SECONDS
+    image: Upload | None = None
 
 
 class VideoService:
@@ -164,6 +174,98 @@ class VideoService:
             source=source,
         )
 
+    def storyboard(
+        self,
+        caller: Caller,
+        *,
+        shots: list[Shot],
+        model: str | None = None,
+        size: str | None = None,
+        extras: dict[str, Any] | None = None,
+    ) -> Video:
+        """One job that renders the shots in order, each continuing from the one before (or
+        from its own image), into one video; each shot is kept as a file of its own too."""
+        settings = self.settings
+        params = self._extras(extras or {})
+        model = model or DEFAULT_MODEL
+        engine_model = settings.resolve_model(model)
+        spec = get_model(engine_model)
+        find_weights(spec, settings.models_path)
+        uploads = [shot.image for shot in shots if shot.image is not None]
+        upload_bytes = sum(len(upload.data) for upload in uploads)
+        if upload_bytes > settings.max_upload_bytes:
+            raise TooLargeError(
+                f"the images are {upload_bytes:,} bytes; the limit is "
+                f"{settings.max_upload_bytes:,}",
+                param="shots",
+            )
+        planned: list[StoryboardShot] = []
+        for index, shot in enumerate(shots):
+            if not isinstance(shot.prompt, str):
+                raise InvalidRequestError(
+                    f"shot {index + 1}: prompt is required", param=f"shots[{index}].prompt"
+                )
+            image = None
+            if shot.image is not None:
+                name = f"shots[{index}].image"
+                try:
+                    image = media.load_image(
+                        shot.image.data, max_pixels=settings.max_input_pixels, name=name
+                    )
+                except InvalidRequestError as err:
+                    err.param = name  # so a form can show it beside the shot's image
+                    raise
+            seconds = _seconds(shot.seconds if shot.seconds is not None else DEFAULT_SECONDS)
+            planned.append(StoryboardShot(shot.prompt, seconds, image))
+        base = GenerationRequest(
+            prompt="",
+            model=engine_model,
+            negative_prompt=params.get("negative_prompt"),
+            size=parse_size(size or DEFAULT_SIZE),
+            fps=params.get("fps"),
+            steps=params.get("num_inference_steps"),
+            guidance=params.get("guidance_scale"),
+            seed=params.get("seed"),
+            max_prompt_chars=settings.max_prompt_chars,
+            max_seconds=settings.max_seconds,
+        )
+        plans = plan_storyboard(planned, base)
+        self._check_queue(caller)
+
+        video_id = new_id("video")
+        first = plans[0]
+        frames = sum(p.total_frames - p.existing_frames for p in plans)
+        params = {
+            **params,
+            "seed": first.seed,
+            "shots": [
+                {"prompt": shot.prompt, "seconds": shot.seconds, "image": shot.image is not None}
+                for shot in planned
+            ],
+        }
+        row = Video(
+            id=video_id,
+            seq=time.time_ns(),
+            owner=caller.owner,
+            kind="storyboard",
+            status="queued",
+            model=model,
+            engine_model=engine_model,
+            prompt="\n".join(shot.prompt for shot in planned),
+            seconds=_format_seconds(frames / first.fps),
+            size=f"{first.size[0]}x{first.size[1]}",
+            params=params,
+            max_attempts=settings.max_attempts,
+        )
+        for index, shot in enumerate(shots):
+            if shot.image is not None:
+                path = self.blobs.input_path(video_id, shot_image_suffix(index))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                media.atomic_write_bytes(path, shot.image.data)
+        with self.sessions.begin() as session:
+            session.add(row)
+        return row
+
     # --- reading and deleting --------------------------------------------------------------
 
     def get(self, caller: Caller, video_id: str) -> Video:
@@ -208,11 +310,15 @@ class VideoService:
     def content(self, caller: Caller, video_id: str, variant: str) -> tuple[Path, str]:
         from moviola.store.blobs import VARIANTS
 
-        if variant not in VARIANTS:
+        # A storyboard's shots (`shot_1` …) are served too, as the video is.
+        shot = variant.startswith("shot_") and variant[5:].isdigit()
+        if variant not in VARIANTS and not shot:
             raise InvalidRequestError(
                 "variant must be video, thumbnail or spritesheet", param="variant"
             )
         video = self.get(caller, video_id)
+        if shot and video.status == "completed" and variant not in (video.files or {}):
+            raise NotFoundError(f"video {video_id} has no {variant}", param="variant")
         if video.status != "completed" or not video.files or variant not in video.files:
             raise ConflictError(
                 f"video {video_id} is {video.status}; its content is available once completed",
@@ -221,7 +327,7 @@ class VideoService:
         path = Path(video.files[variant]["path"])
         if not path.is_file():
             raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
-        return path, VARIANTS[variant][1]
+        return path, "video/mp4" if shot else VARIANTS[variant][1]
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -408,6 +514,11 @@ class VideoService:
                 f"{self.settings.max_queued_per_key}",
                 retry_after=max(1.0, self.settings.poll_after_ms / 1000),
             )
+
+
+def shot_image_suffix(index: int) -> str:
+    """The suffix of a storyboard shot's uploaded image among a job's inputs (0-based index)."""
+    return f".shot{index + 1}.img"
 
 
 def _seconds(value: Any) -> float:

@@ -31,9 +31,11 @@ from moviola.engine import (
     parse_size,
 )
 from moviola.engine.request import DEFAULT_STRENGTH
+from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import InvalidRequestError, MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.render import render
+from moviola.jobs.render import render, render_storyboard
+from moviola.jobs.service import shot_image_suffix
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -93,15 +95,18 @@ class Worker:
     def _process(self, job: Video, beat: _Heartbeat) -> None:
         try:
             request = self._request(job)
-            files = render(
-                self.engine,
-                request,
-                self.blobs.path(job.id, "video", attempt=self.name),
+            options = dict(
                 on_progress=beat.report,
                 cancel=CancelToken(check=lambda: self._stopping.is_set() or beat.stopped()),
                 crf=self.settings.crf,
                 preset=self.settings.x264_preset,
             )
+            video_path = self.blobs.path(job.id, "video", attempt=self.name)
+            if job.kind == "storyboard":
+                shots = self._shots(job)
+                files = render_storyboard(self.engine, shots, request, video_path, **options)
+            else:
+                files = render(self.engine, request, video_path, **options)
         except GenerationCancelled:
             if self._stopping.is_set():
                 queue.release_worker(
@@ -128,6 +133,7 @@ class Worker:
             "video": files.video,
             "thumbnail": files.thumbnail,
             "spritesheet": files.spritesheet,
+            **{f"shot_{shot.index}": shot.path for shot in files.shots},
         }
         record = {
             name: {
@@ -149,6 +155,11 @@ class Worker:
             "timings": files.timings,
             "worker": self.name,
         }
+        if files.shots:
+            result["shots"] = [
+                {**asked, "index": s.index, "start_frame": s.start_frame, "frames": s.frames}
+                for asked, s in zip(job.params["shots"], files.shots, strict=True)
+            ]
         if not queue.complete(self.sessions, job.id, self.name, files=record, result=result):
             self._discard(job.id)  # deleted or taken from us meanwhile: nobody wants the files
 
@@ -198,6 +209,16 @@ class Worker:
             max_seconds=self.settings.max_seconds,
             **kwargs,
         )
+
+    def _shots(self, job: Video) -> list[StoryboardShot]:
+        shots = []
+        for index, shot in enumerate(job.params["shots"]):
+            image = None
+            if shot.get("image"):
+                path = self.blobs.input_path(job.id, shot_image_suffix(index))
+                image = media.load_image(path)
+            shots.append(StoryboardShot(shot["prompt"], float(shot["seconds"]), image))
+        return shots
 
     def _fail(self, job: Video, code: str, message: str, *, retry: bool) -> None:
         # The message is shown to API clients: no paths of this server's disk in it.

@@ -1,0 +1,165 @@
+"""Storyboards: a sequence of shots rendered as one video, each shot also kept on its own.
+
+    shots = [StoryboardShot("a fox wakes up", 2), StoryboardShot("it runs into the snow", 3)]
+    board = generate_storyboard(engine, shots, GenerationRequest("", model="tiny", seed=7))
+    board.result.frames  # every shot's frames, in order
+    board.shots[1].frames  # the second shot alone
+
+A shot with no image of its own continues from the last frame of the shot before, as an
+extension does (through the model's image-to-video mode or its chain model), so the cut is
+seamless and no frame is repeated; a shot with an image starts afresh from it. The base
+request carries what all shots share: model, size, fps, steps, guidance, seed, negative prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moviola.engine.generate import Engine, GenerationResult
+from moviola.engine.progress import CancelToken, Progress, ProgressCallback, Stage
+from moviola.engine.request import GenerationRequest, Plan, plan
+from moviola.errors import InvalidRequestError
+
+MAX_SHOTS = 24
+# Each shot draws its noise from its own stretch of seeds: a shot's segments use seed + i.
+SHOT_SEED_STRIDE = 1000
+
+
+@dataclass(frozen=True)
+class StoryboardShot:
+    prompt: str
+    seconds: float
+    image: Any = None  # a first frame (PIL image or uint8 H×W×3): the shot starts afresh
+
+
+@dataclass(frozen=True)
+class ShotFrames:
+    index: int  # 1-based, as the shot is numbered to a person
+    prompt: str
+    start_frame: int  # where the shot begins in the whole video
+    frames: np.ndarray
+
+
+@dataclass
+class StoryboardResult:
+    result: GenerationResult  # the whole video
+    shots: list[ShotFrames]
+
+
+def shot_request(
+    base: GenerationRequest, shots: list[StoryboardShot], index: int, previous: Any = None
+) -> GenerationRequest:
+    """The request for shot `index` (0-based); `previous` stands for the frames before it."""
+    shot = shots[index]
+    request = dataclasses.replace(
+        base,
+        prompt=shot.prompt,
+        seconds=shot.seconds,
+        frames=None,
+        image=None,
+        video=None,
+        extend=None,
+        seed=None if base.seed is None else base.seed + index * SHOT_SEED_STRIDE,
+    )
+    if shot.image is not None:
+        return dataclasses.replace(request, image=shot.image)
+    if index > 0:
+        # Only the last frame matters to the continuation; one frame keeps the request small.
+        return dataclasses.replace(request, extend=previous)
+    return request
+
+
+def plan_storyboard(shots: list[StoryboardShot], base: GenerationRequest) -> list[Plan]:
+    """Check every shot before anything renders; raises `InvalidRequestError`s naming the shot."""
+    if not 1 <= len(shots) <= MAX_SHOTS:
+        raise InvalidRequestError(
+            f"a storyboard has 1 to {MAX_SHOTS} shots, not {len(shots)}", param="shots"
+        )
+    stand_in = np.zeros((1, 16, 16, 3), np.uint8)
+    plans: list[Plan] = []
+    for index in range(len(shots)):
+        try:
+            plans.append(plan(shot_request(base, shots, index, stand_in)))
+        except InvalidRequestError as err:
+            raise InvalidRequestError(
+                f"shot {index + 1}: {err.message}", param=f"shots[{index}].{err.param or 'prompt'}"
+            ) from None
+        if index == 0 and base.size is None:
+            # Every shot at the first one's size, never at a stand-in's.
+            base = dataclasses.replace(base, size=plans[0].size)
+    frames = sum(p.total_frames - p.existing_frames for p in plans)
+    fps = plans[0].fps
+    if frames / fps > base.max_seconds + 1e-9:
+        raise InvalidRequestError(
+            f"the storyboard would be {frames / fps:.1f} s long; the limit is "
+            f"{base.max_seconds:g} s",
+            param="shots",
+        )
+    return plans
+
+
+def generate_storyboard(
+    engine: Engine,
+    shots: list[StoryboardShot],
+    base: GenerationRequest,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> StoryboardResult:
+    """Render each shot in turn, continuing from the one before, and join them."""
+    cancel = cancel or CancelToken()
+    first = plan_storyboard(shots, base)[0]
+    base = dataclasses.replace(
+        base,
+        seed=first.seed if base.seed is None else base.seed,
+        size=base.size or first.size,
+    )
+    plans = plan_storyboard(shots, base)
+    lengths = [p.total_frames - p.existing_frames for p in plans]
+    total = sum(lengths)
+
+    kept: list[ShotFrames] = []
+    results: list[GenerationResult] = []
+    start = 0
+    for index, length in enumerate(lengths):
+        previous = kept[-1].frames[-1:] if kept else None
+        request = shot_request(base, shots, index, previous)
+        report = _shot_progress(on_progress, index, len(shots), start / total, length / total)
+        result = engine.generate(request, on_progress=report, cancel=cancel)
+        kept.append(ShotFrames(index + 1, shots[index].prompt, start, result.frames))
+        results.append(result)
+        start += len(result.frames)
+
+    timings: dict[str, float] = {}
+    for result in results:
+        for stage, seconds in result.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    whole = dataclasses.replace(
+        results[0],
+        frames=np.concatenate([shot.frames for shot in kept]),
+        segments=sum(r.segments for r in results),
+        timings=timings,
+        prefix=None,
+    )
+    if on_progress is not None:
+        on_progress(Progress(Stage.DONE, 1.0, segment=len(shots) - 1, segments=len(shots)))
+    return StoryboardResult(whole, kept)
+
+
+def _shot_progress(
+    on_progress: ProgressCallback | None, index: int, count: int, offset: float, share: float
+) -> ProgressCallback | None:
+    """One shot's reports as a part of the whole: `segment` counts shots here."""
+    if on_progress is None:
+        return None
+
+    def report(p: Progress) -> None:
+        if p.stage is Stage.DONE:  # the shot is done, not the storyboard
+            return
+        on_progress(Progress(p.stage, offset + p.fraction * share, p.step, p.steps, index, count))
+
+    return report
