@@ -15,7 +15,7 @@ from sqlalchemy import update
 from moviola.config import Settings
 from moviola.errors import MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.webhooks import Dispatcher, generate_secret
+from moviola.jobs.webhooks import Dispatcher, endpoint_name, generate_secret
 from moviola.store import db
 from moviola.store.models import Video, WebhookEvent, new_id
 
@@ -160,7 +160,8 @@ def test_a_failing_receiver_is_retried_later_with_the_same_event_id(tmp_path, se
     event = event_of(sessions, video_id)
     assert event.delivered_at is None and event.attempts == 1
     assert event.next_attempt_at > time.time() + 3  # backed off (5 s, less jitter)
-    assert "HTTP 500" in event.last_error and receiver.url in event.last_error
+    assert "HTTP 500" in event.last_error and "127.0.0.1" in event.last_error
+    assert "/hooks" not in event.last_error  # an endpoint's path may hold its secret
 
     assert dispatcher.deliver_due() == 0  # not due yet: nothing is sent
     assert len(receiver.requests) == 1
@@ -269,3 +270,15 @@ def test_urls_without_a_usable_secret_refuse_to_start(tmp_path, sessions, secret
     )
     with pytest.raises(MoviolaError, match=reason):
         Dispatcher(config, sessions)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com/services/T0/B0/s3cr3t?token=x", "https://hooks.example.com/…"),
+        ("http://user:pw@10.0.0.5:8080/", "http://10.0.0.5:8080"),
+        ("https://example.com", "https://example.com"),
+    ],
+)
+def test_logs_and_errors_name_an_endpoint_by_its_host_only(url, shown):
+    assert endpoint_name(url) == shown

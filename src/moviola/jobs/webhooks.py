@@ -82,7 +82,9 @@ class Dispatcher(Periodic):
         self.key = _key(settings.webhook_secret) if self.urls else b""
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
-                raise MoviolaError(f"webhook URL {url!r} is not an http(s) URL", code="config")
+                raise MoviolaError(
+                    f"webhook URL {endpoint_name(url)!r} is not an http(s) URL", code="config"
+                )
         self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
         self._accepted: dict[str, set[str]] = {}  # event id → URLs that answered 2xx
 
@@ -167,7 +169,7 @@ class Dispatcher(Periodic):
             if error is None:
                 accepted.add(url)
             else:
-                errors.append(f"{url}: {error}")
+                errors.append(f"{endpoint_name(url)}: {error}")
 
         now = time.time()
         values: dict = {"last_error": "; ".join(errors) or None}
@@ -224,3 +226,18 @@ def _key(secret: str | None) -> bytes:
     if len(key) < 16:
         raise MoviolaError("the webhook secret is too short (at least 16 bytes)", code="config")
     return key
+
+
+def endpoint_name(url: str) -> str:
+    """A webhook URL as logs and stored errors show it: scheme and host only. Endpoints often
+    carry their secret in the path or query (chat and automation hooks do), and logs travel."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return (
+        f"{parts.scheme or '?'}://{host}{port}/…"
+        if parts.path.strip("/")
+        else f"{parts.scheme}://{host}{port}"
+    )
