@@ -122,6 +122,15 @@ def test_list_pages_in_both_orders(client, small):
     assert [i for i in newest_first if i in ids] == ids[::-1]
 
 
+def test_a_page_goes_on_after_its_cursor_was_deleted(client, small):
+    ids = [client.videos.create(prompt=f"page {i}", **small).id for i in range(3)]
+    client.videos.delete(ids[0])
+    after = client.videos.list(limit=2, order="asc", after=ids[0])
+    assert [v.id for v in after.data] == ids[1:3]
+    with pytest.raises(NotFoundError):
+        client.videos.list(after="video_" + "0" * 32)
+
+
 def test_remix(client, done_video):
     remix = client.videos.remix(done_video.id, prompt="the same boat, at night")
     assert remix.remixed_from_video_id == done_video.id

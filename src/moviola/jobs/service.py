@@ -287,7 +287,11 @@ class VideoService:
             Video.deleted_at.is_(None),
         )
         if after is not None:
-            cursor = self.get(caller, after)
+            # A cursor deleted since the last page still marks a place in the list.
+            with self.sessions() as session:
+                cursor = session.get(Video, after)
+            if cursor is None or cursor.owner != caller.owner:
+                raise NotFoundError(f"no video with id {after!r}", param="after")
             query = query.where(
                 Video.seq < cursor.seq if order == "desc" else Video.seq > cursor.seq
             )
