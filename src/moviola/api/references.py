@@ -13,6 +13,8 @@ import base64
 import binascii
 import ipaddress
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import unquote_to_bytes
 
 import httpx
@@ -99,9 +101,12 @@ async def fetch(url: str, max_bytes: int, *, allow_private: bool = False) -> byt
     try:
         async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
             for _ in range(MAX_REDIRECTS + 1):
+                target, headers, extensions = url, {}, {}
                 if not allow_private:
-                    await _refuse_private(url)
-                async with client.stream("GET", url) as response:
+                    target, headers, extensions = await pinned(url)
+                request = client.build_request("GET", target, headers=headers)
+                request.extensions.update(extensions)
+                async with _send(client, request) as response:
                     if response.is_redirect and "location" in response.headers:
                         # Each hop is checked again: a public URL may redirect inward.
                         url = str(response.url.join(response.headers["location"]))
@@ -118,24 +123,44 @@ async def fetch(url: str, max_bytes: int, *, allow_private: bool = False) -> byt
         ) from None
 
 
-async def _refuse_private(url: str) -> None:
-    """Refuse URLs that resolve to this machine or a private network: without this, anyone
-    who may create a video could make the server read internal services for them."""
-    host = httpx.URL(url).host
+async def pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """`url` rewritten to connect to the one address that was checked, with the Host header
+    and TLS server name of the original, so that the server fetches from exactly that address.
+
+    URLs that resolve to this machine or a private network are refused: without this, anyone
+    who may create a video could make the server read internal services for them. Connecting
+    by name after the check would resolve it a second time, and a name that answers a public
+    address first and a private one next (DNS rebinding) would slip through."""
+    parsed = httpx.URL(url)
+    host = parsed.host
     try:
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
+        infos = await asyncio.to_thread(
+            socket.getaddrinfo, host, parsed.port, type=socket.SOCK_STREAM
+        )
     except OSError:
         raise InvalidRequestError(
             f"input_reference.image_url: cannot resolve {host!r}", param=f"{PARAM}.image_url"
         ) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
         if not address.is_global:
             raise InvalidRequestError(
                 f"input_reference.image_url points at a private address ({address}); "
                 "send the image itself, or allow private URLs (MOVIOLA_FETCH_PRIVATE_URLS)",
                 param=f"{PARAM}.image_url",
             )
+    target = str(parsed.copy_with(host=str(addresses[0])))
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return target, {"Host": parsed.netloc.decode("ascii")}, extensions
+
+
+@asynccontextmanager
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+    response = await client.send(request, stream=True)
+    try:
+        yield response
+    finally:
+        await response.aclose()
 
 
 async def _read(response: httpx.Response, max_bytes: int) -> bytes:
