@@ -1,0 +1,221 @@
+"""What can be recovered about a video besides its bytes, and where each piece was found.
+
+Metadata comes from several places of differing trust. Each field is taken from the first place
+that has it, in the order callers offer them (an export manifest or a Videos-API server first,
+then a sidecar `.json`, a manifest listing many videos, a sidecar `.txt`, the container's tags,
+and last the file's content credentials), and the place is recorded beside it so a person can
+see later why the library says what it says.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+# Fields a video's metadata may carry, and the keys they go by in the wild (community exporters,
+# the Videos API, Moviola's own export).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "prompt": ("prompt", "text", "caption", "description"),
+    "created_at": ("created_at", "createdAt", "created", "timestamp", "date", "creation_time"),
+    "model": ("model", "model_name"),
+    "original_id": ("id", "video_id", "generation_id", "gen_id"),
+    "remixed_from": ("remixed_from_video_id", "remixed_from", "remix_of", "parent_id"),
+    "source_video": ("source_video_id",),
+    "title": ("title", "name"),
+    "seconds": ("seconds",),
+    "size": ("size",),
+}
+# Keys that name the video file an entry of a manifest describes.
+FILE_KEYS = ("file", "path", "filename", "file_name", "video", "video_path", "media", "local_path")
+# Lists of videos inside a manifest object.
+LIST_KEYS = ("videos", "data", "items", "generations", "entries")
+
+MAX_SIDECAR_BYTES = 1 << 20
+MAX_MANIFEST_BYTES = 64 << 20
+
+
+@dataclass
+class Recovered:
+    """Field → value, with where each value came from (`found`)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    found: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # everything else a source said
+
+    def offer(self, name: str, value: Any, where: str) -> None:
+        """Take `value` for `name` unless a more trusted source already gave one."""
+        if name in self.values or value is None or value == "":
+            return
+        if name == "created_at":
+            value = parse_time(value)
+            if value is None:
+                return
+        elif name in ("original_id", "remixed_from", "source_video", "model", "seconds", "size"):
+            value = str(value).strip()
+            if not value:
+                return
+        elif isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return
+        self.values[name] = value
+        self.found[name] = where
+
+    def offer_mapping(self, data: dict[str, Any], where: str) -> None:
+        """Take every known field of a JSON object (a sidecar, a manifest entry, an API row)."""
+        for name, keys in FIELDS.items():
+            for key in keys:
+                value = data.get(key)
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                    self.offer(name, value, where)
+                    break
+        moviola = data.get("moviola")
+        if isinstance(moviola, dict):  # a Moviola server's own details
+            self.offer("source_video", moviola.get("source_video_id"), where)
+            self.offer("engine_model", moviola.get("engine_model"), where)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+
+def parse_time(value: Any) -> float | None:
+    """Unix seconds (or milliseconds) or an ISO 8601 string → Unix seconds; None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return parse_time(float(text))
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def read_sidecar_json(data: bytes, where: str = "sidecar json") -> Recovered:
+    """A `<stem>.json` beside a video: one object describing it."""
+    recovered = Recovered()
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return recovered
+    if isinstance(parsed, dict):
+        recovered.offer_mapping(parsed, where)
+        recovered.extra = {k: v for k, v in parsed.items() if _small(v)}
+    return recovered
+
+
+def read_sidecar_text(data: bytes) -> str | None:
+    """A `<stem>.txt` beside a video: its prompt."""
+    try:
+        text = data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        text = data.decode("latin-1").strip()
+    return text or None
+
+
+@dataclass
+class ManifestEntries:
+    """The entries of a manifest that lists many videos, findable by file path, name or id."""
+
+    by_path: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, entry: dict[str, Any], folder: PurePosixPath) -> None:
+        for key in FILE_KEYS:
+            value = entry.get(key)
+            if isinstance(value, str) and value and "://" not in value:
+                relative = PurePosixPath(value.replace("\\", "/"))
+                self.by_path.setdefault(str(folder / relative), entry)
+                self.by_name.setdefault(relative.name, entry)
+                break
+        for key in FIELDS["original_id"]:
+            value = entry.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                self.by_id.setdefault(str(value), entry)
+                break
+
+    def find(self, path: PurePosixPath) -> dict[str, Any] | None:
+        return (
+            self.by_path.get(str(path))
+            or self.by_name.get(path.name)
+            or self.by_id.get(path.stem)
+            or self.by_id.get(path.stem.split(".")[0])
+        )
+
+
+def manifest_entries(data: bytes, name: str) -> list[dict[str, Any]] | None:
+    """The video entries of a manifest file (`.json` listing many videos, or a `.csv`), or None
+    when the file is not one."""
+    if name.lower().endswith(".csv"):
+        try:
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        except (UnicodeDecodeError, csv.Error):
+            return None
+        return [dict(row) for row in rows] or None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    items = parsed
+    if isinstance(parsed, dict):
+        items = next((parsed[k] for k in LIST_KEYS if isinstance(parsed.get(k), list)), None)
+    if not isinstance(items, list):
+        return None
+    entries = [item for item in items if isinstance(item, dict)]
+    return entries or None
+
+
+def container_tags(tags: dict[str, str], recovered: Recovered) -> None:
+    """MP4/MOV tags: the title, the comment (Moviola and many tools put the prompt there) and the
+    creation time."""
+    lowered = {key.lower(): value for key, value in tags.items()}
+    prompt = lowered.get("comment") or lowered.get("description") or lowered.get("synopsis")
+    recovered.offer("prompt", prompt, "mp4 tags")
+    recovered.offer("title", lowered.get("title"), "mp4 tags")
+    created = lowered.get("creation_time") or lowered.get("date")
+    if created and not created.startswith(("1904-01-01", "1970-01-01")):  # unset epoch values
+        recovered.offer("created_at", created, "mp4 tags")
+
+
+def credentials_hints(credentials: dict[str, Any] | None, recovered: Recovered) -> None:
+    """What content credentials say about the video's making: when, and by which generator."""
+    if not credentials:
+        return
+    recovered.offer("created_at", credentials.get("signed_at"), "c2pa")
+    recovered.offer("model", credentials.get("model"), "c2pa")
+    recovered.offer("generator", credentials.get("generator"), "c2pa")
+
+
+def sidecar_names(name: str) -> tuple[str, ...]:
+    """File names a sidecar of `name` may have: `clip.json` and `clip.mp4.json` (and `.txt`)."""
+    stem = os.path.splitext(name)[0]
+    return (f"{stem}.json", f"{name}.json", f"{stem}.txt", f"{name}.txt")
+
+
+def _small(value: Any) -> bool:
+    return len(json.dumps(value, default=str)) <= 4096

@@ -1,0 +1,57 @@
+"""Thumbnails and spritesheets for imported videos that came without them.
+
+The whole clip is never decoded into memory: frames are decoded in order and only the few the
+spritesheet shows are kept, scaled down, so a ten-minute upload costs a pass of decoding and a
+few hundred kilobytes, not gigabytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from moviola import media
+from moviola.errors import MediaError
+
+SPRITE_TILES = 25
+PREVIEW_WIDTH = 480  # wide enough for a sharp thumbnail and 160-pixel sprite tiles
+
+
+def sample_frames(path: Path, info: media.VideoInfo, count: int = SPRITE_TILES) -> np.ndarray:
+    """`count` evenly spread frames (first and last included), at most PREVIEW_WIDTH wide."""
+    import av
+
+    total = max(1, info.frames)
+    count = min(count, total)
+    wanted = sorted({round(i * (total - 1) / max(1, count - 1)) for i in range(count)})
+    width = min(info.width, PREVIEW_WIDTH)
+    height = max(2, round(info.height * width / info.width))
+    kept: list[np.ndarray] = []
+    try:
+        with av.open(str(path), container_options={"protocol_whitelist": "file"}) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            targets = iter(wanted)
+            target = next(targets, None)
+            for index, frame in enumerate(container.decode(stream)):
+                if target is None:
+                    break
+                if index == target:
+                    kept.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+                    target = next(targets, None)
+    except av.FFmpegError as err:
+        if not kept:
+            raise MediaError(f"{path}: damaged video data ({err})") from err
+    if not kept:
+        raise MediaError(f"{path}: no frame could be decoded")
+    return np.stack(kept)
+
+
+def write_previews(video: Path, info: media.VideoInfo, thumbnail: Path, sprite: Path) -> None:
+    """Write whichever of `thumbnail` and `sprite` is missing (each atomically)."""
+    frames = sample_frames(video, info)
+    if not thumbnail.exists():
+        media.write_thumbnail(frames, thumbnail)
+    if not sprite.exists():
+        media.write_spritesheet(frames, sprite)

@@ -1,0 +1,74 @@
+"""Exports: the documented manifest, and what an import makes of a damaged or newer one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+
+from moviola.importer.export import Filters, export, selected
+from moviola.importer.library import Library
+from moviola.importer.run import run_import
+from moviola.importer.sources import walk
+
+
+def run(settings, *paths):
+    with Library(settings) as library, walk(list(paths)) as found:
+        return run_import(library, found.candidates, problems=found.problems)
+
+
+def test_an_export_holds_each_file_and_a_manifest_describing_it(tmp_path, settings, clip):
+    from moviola.config import Settings
+
+    clip(tmp_path / "src" / "a.mp4", 1)
+    clip(tmp_path / "src" / "b.gif", 2)
+    run(settings, tmp_path / "src")
+    summary = export(selected(settings, Filters()), tmp_path / "out.zip")
+    assert summary.videos == 2
+
+    with zipfile.ZipFile(tmp_path / "out.zip") as archive:
+        document = json.loads(archive.read("manifest.json"))
+        names = set(archive.namelist())
+        assert document["format"] == "moviola.export" and document["version"] == 1
+        assert document["count"] == 2
+        for entry in document["videos"]:
+            previews = {entry["thumbnail"]["file"], entry["spritesheet"]["file"]}
+            assert {entry["file"], *previews} <= names
+            suffix = ".gif" if entry["mime"] == "image/gif" else ".mp4"
+            assert entry["file"] == f"videos/{entry['id']}{suffix}"
+            assert entry["kind"] == "import" and entry["origin"]["source"] == "folder"
+            assert hashlib.sha256(archive.read(entry["file"])).hexdigest() == entry["sha256"]
+
+    other = Settings(data_dir=tmp_path / "other")
+    assert selected(other, Filters()) == []  # no library there: nothing, and nothing created
+    assert not other.data_dir.exists()
+
+
+def test_a_video_that_does_not_match_the_manifest_is_refused(tmp_path, settings, clip):
+    from moviola.config import Settings
+
+    clip(tmp_path / "src" / "a.mp4", 1)
+    clip(tmp_path / "src" / "b.mp4", 2)
+    run(settings, tmp_path / "src")
+    export(selected(settings, Filters()), tmp_path / "out")
+    document = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    damaged = tmp_path / "out" / document["videos"][0]["file"]
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+
+    report = run(Settings(data_dir=tmp_path / "again"), tmp_path / "out")
+    statuses = {o.location.rsplit("/", 1)[-1]: (o.status, o.reason) for o in report.outcomes}
+    assert statuses[damaged.name] == (
+        "failed",
+        "its bytes do not match the SHA-256 in the export's manifest",
+    )
+    assert report.counts()["imported"] == 1
+
+
+def test_a_manifest_from_a_newer_moviola_is_reported(tmp_path, settings, clip):
+    clip(tmp_path / "out" / "videos" / "x.mp4", 1)
+    newer = {"format": "moviola.export", "version": 99, "videos": [{"file": "videos/x.mp4"}]}
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(newer))
+    report = run(settings, tmp_path / "out")
+    reasons = {o.location: o.reason for o in report.outcomes if o.status == "failed"}
+    assert "newer than this Moviola reads" in reasons[str(tmp_path / "out" / "manifest.json")]
+    assert report.counts()["imported"] == 1  # the video itself still comes in

@@ -1,0 +1,122 @@
+"""Finding videos and their metadata in folders and ZIP archives, refusing hostile archives."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from moviola.importer.metadata import parse_time
+from moviola.importer.sources import walk
+
+
+def by_name(found):
+    return {c.name: c for c in found.candidates}
+
+
+def test_a_folder_is_walked_recursively_with_sidecars_of_both_kinds(tmp_path, clip, sidecar):
+    clip(tmp_path / "top.mp4", 1)
+    clip(tmp_path / "a" / "b" / "deep.mov", 2)
+    clip(tmp_path / "a" / "anim.gif", 3)
+    made = "2025-10-10T03:06:10Z"
+    sidecar(tmp_path / "top.json", {"prompt": "a fox at dusk", "created_at": made})
+    sidecar(tmp_path / "a" / "b" / "deep.txt", "a heron in the reeds\n")
+    sidecar(tmp_path / "a" / "notes.md", "not a video")
+
+    with walk([tmp_path]) as found:
+        videos = by_name(found)
+        assert set(videos) == {"top.mp4", "deep.mov", "anim.gif"}
+        top = videos["top.mp4"].metadata
+        assert top.get("prompt") == "a fox at dusk"
+        assert top.get("created_at") == parse_time("2025-10-10T03:06:10+00:00")
+        assert top.found == {"prompt": "sidecar json", "created_at": "sidecar json"}
+        deep = videos["deep.mov"].metadata
+        assert deep.get("prompt") == "a heron in the reeds"
+        assert deep.found == {"prompt": "sidecar txt"}
+        assert videos["deep.mov"].local_path == tmp_path / "a" / "b" / "deep.mov"
+
+
+def test_a_json_sidecar_wins_over_a_txt_one_and_a_manifest(tmp_path, clip, sidecar):
+    clip(tmp_path / "v.mp4", 1)
+    sidecar(tmp_path / "v.json", {"prompt": "from the json", "id": "gen_1"})
+    sidecar(tmp_path / "v.txt", "from the txt")
+    listed = {"file": "v.mp4", "prompt": "from the manifest", "model": "sora-2"}
+    sidecar(tmp_path / "index.json", [listed])
+
+    with walk([tmp_path]) as found:
+        meta = found.candidates[0].metadata
+    assert meta.get("prompt") == "from the json"
+    assert meta.get("model") == "sora-2"  # what the json lacked, the manifest gave
+    assert meta.found["model"] == "manifest"
+
+
+def test_a_manifest_lists_many_videos_by_path_name_or_id(tmp_path, clip):
+    for i in range(6):
+        clip(tmp_path / "videos" / f"gen_{i}.mp4", i)
+    entries = [
+        {"id": f"gen_{i}", "prompt": f"prompt {i}", "created_at": 1_700_000_000 + i}
+        for i in range(3)
+    ] + [{"path": f"videos/gen_{i}.mp4", "prompt": f"prompt {i}"} for i in range(3, 6)]
+    (tmp_path / "index.json").write_text(json.dumps({"videos": entries}))
+    (tmp_path / "prompts.csv").write_text("filename,prompt,model\ngen_5.mp4,ignored,sora-2-pro\n")
+
+    with walk([tmp_path]) as found:
+        videos = by_name(found)
+    assert {name: c.metadata.get("prompt") for name, c in videos.items()} == {
+        f"gen_{i}.mp4": f"prompt {i}" for i in range(6)
+    }
+    assert videos["gen_1.mp4"].metadata.get("created_at") == 1_700_000_001
+    assert videos["gen_5.mp4"].metadata.get("model") == "sora-2-pro"
+
+
+def test_a_zip_with_nested_folders_is_read_in_place(tmp_path, clip, sidecar):
+    src = tmp_path / "src"
+    clip(src / "one.mp4", 1)
+    clip(src / "nested" / "deeper" / "two.webm", 2)
+    sidecar(src / "nested" / "deeper" / "two.json", {"prompt": "two", "id": "gen_two"})
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(src.rglob("*")):
+            if path.is_file():
+                out.write(path, path.relative_to(src).as_posix())
+
+    with walk([archive]) as found:
+        videos = by_name(found)
+        assert set(videos) == {"one.mp4", "two.webm"}
+        two = videos["two.webm"]
+        assert two.source == "zip" and two.local_path is None
+        assert two.location == f"{archive}!/nested/deeper/two.webm"
+        assert two.metadata.get("original_id") == "gen_two"
+        with two.open() as stream:  # streamed from the archive, byte for byte
+            assert stream.read() == (src / "nested" / "deeper" / "two.webm").read_bytes()
+    assert not (tmp_path / "nested").exists()
+
+
+def test_zip_slip_entries_and_zip_bombs_are_refused_and_reported(tmp_path, clip):
+    good = clip(tmp_path / "good.mp4", 1)
+    archive = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(good, "fine/good.mp4")
+        out.writestr("../../escape.mp4", good.read_bytes())
+        out.writestr("/etc/cron.d/evil", b"* * * * * root true")
+        out.writestr("bomb.mp4", b"\0" * (24 << 20))  # 24 MB of zeros: ~24 KB compressed
+
+    with walk([archive]) as found:
+        videos = by_name(found)
+        assert videos["good.mp4"].refused is None
+        assert "zip-slip" in videos["escape.mp4"].refused
+        assert "zip bomb" in videos["bomb.mp4"].refused
+        problems = found.problems
+    assert len(problems) == 1
+    location, reason = problems[0]
+    assert location.startswith(f"{archive}!") and location.endswith("/etc/cron.d/evil")
+    assert "'/etc/cron.d/evil'" in reason and "zip-slip" in reason
+
+
+def test_missing_paths_and_other_files_are_reported(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with walk([tmp_path / "nowhere", tmp_path / "notes.txt"]) as found:
+        assert found.candidates == []
+        assert dict(found.problems) == {
+            str(tmp_path / "nowhere"): "no such file or folder",
+            str(tmp_path / "notes.txt"): "not a video, a folder or a ZIP archive",
+        }
