@@ -1,0 +1,232 @@
+"""The queries behind the Studio's pages: a page of the library, the queue, a video's lineage.
+
+Everything is scoped to the viewer's own videos, as the service scopes them, and never shows a
+deleted one. Pages are keyset-paginated on `seq` (the creation order, unique), so a page costs
+the same at the end of a long library as at its start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.jobs.service import Caller
+from moviola.store.models import Video
+
+PAGE_SIZE = 24
+STATUSES = ("queued", "in_progress", "completed", "failed")
+ACTIVE = ("queued", "in_progress")
+_MAX_WORDS = 8
+_MAX_TREE = 200  # nodes shown in a lineage tree
+
+
+def _mine(query: Select, caller: Caller) -> Select:
+    owner = Video.owner.is_(None) if caller.owner is None else Video.owner == caller.owner
+    return query.where(owner, Video.deleted_at.is_(None))
+
+
+@dataclass
+class Page:
+    videos: list[Video]
+    next_before: int | None  # the `before` of the next page, None on the last
+
+
+def library_page(
+    sessions: sessionmaker[Session],
+    caller: Caller,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    search: str | None = None,
+    before: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page:
+    """Newest first; `search` matches videos whose prompt holds every word given."""
+    query = _mine(select(Video), caller)
+    if status in STATUSES:
+        query = query.where(Video.status == status)
+    if model:
+        query = query.where(Video.model == model)
+    for word in (search or "").split()[:_MAX_WORDS]:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Video.prompt.ilike(f"%{escaped}%", escape="\\"))
+    if before is not None:
+        query = query.where(Video.seq < before)
+    query = query.order_by(Video.seq.desc()).limit(limit + 1)
+    with sessions() as session:
+        rows = list(session.execute(query).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, rows[-1].seq if more and rows else None)
+
+
+def models_used(sessions: sessionmaker[Session], caller: Caller) -> list[str]:
+    """The model names the viewer's videos were made with, for the library's filter."""
+    with sessions() as session:
+        return sorted(
+            session.execute(_mine(select(Video.model).distinct(), caller)).scalars().all()
+        )
+
+
+def by_ids(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[Video]:
+    if not ids:
+        return []
+    with sessions() as session:
+        query = _mine(select(Video).where(Video.id.in_(ids[:500])), caller)
+        return list(session.execute(query).scalars())
+
+
+# --- live progress -----------------------------------------------------------------------------
+
+
+@dataclass
+class JobState:
+    id: str
+    status: str
+    progress: int
+    stage: str | None
+    position: int | None  # 1 = next to start; None unless queued
+    eta_s: float | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _typical_render_s(session: Session) -> float | None:
+    """How long recent jobs took from start to finish: the basis of every estimate."""
+    rows = session.execute(
+        select(Video.completed_at - Video.started_at)
+        .where(Video.status == "completed", Video.started_at.is_not(None))
+        .order_by(Video.seq.desc())
+        .limit(20)
+    ).scalars()
+    spans = [span for span in rows if span is not None and span >= 0]
+    return sum(spans) / len(spans) if spans else None
+
+
+def job_states(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[JobState]:
+    """Where each job stands, with its place in the queue and an estimate of what is left.
+
+    The queue is shared by every key, so a position counts every waiting job ahead."""
+    now = time.time()
+    with sessions() as session:
+        rows = list(
+            session.execute(_mine(select(Video).where(Video.id.in_(ids[:200])), caller)).scalars()
+        )
+        typical = _typical_render_s(session) if any(r.status in ACTIVE for r in rows) else None
+        workers_busy = None
+        states = []
+        for row in rows:
+            position = eta = None
+            if row.status == "queued":
+                ahead = session.execute(
+                    select(func.count())
+                    .select_from(Video)
+                    .where(
+                        Video.status == "queued",
+                        Video.deleted_at.is_(None),
+                        Video.seq < row.seq,
+                    )
+                ).scalar()
+                position = ahead + 1
+                if typical is not None:
+                    if workers_busy is None:
+                        workers_busy = session.execute(
+                            select(func.count())
+                            .select_from(Video)
+                            .where(Video.status == "in_progress", Video.deleted_at.is_(None))
+                        ).scalar()
+                    eta = typical * (position + (1 if workers_busy else 0))
+            elif row.status == "in_progress" and row.started_at:
+                elapsed = max(0.0, now - row.started_at)
+                if row.progress and row.progress >= 5:
+                    eta = elapsed * (100 - row.progress) / row.progress
+                elif typical is not None:
+                    eta = max(0.0, typical - elapsed)
+            states.append(
+                JobState(
+                    row.id,
+                    row.status,
+                    row.progress or 0,
+                    row.stage,
+                    position,
+                    None if eta is None else math.ceil(eta),
+                    row.error_message if row.status == "failed" else None,
+                )
+            )
+    return states
+
+
+def active_ids(sessions: sessionmaker[Session], caller: Caller) -> list[str]:
+    with sessions() as session:
+        query = _mine(select(Video.id).where(Video.status.in_(ACTIVE)), caller)
+        return list(session.execute(query.order_by(Video.seq).limit(200)).scalars())
+
+
+# --- lineage -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    video: Video
+    relation: str  # "root", "remix", "edit", "extension", "storyboard"
+    children: list[Node] = field(default_factory=list)
+
+
+def parent_id(video: Video) -> str | None:
+    return video.remixed_from_video_id or video.source_video_id
+
+
+def _relation(video: Video) -> str:
+    return {"remix": "remix", "edit": "edit", "extend": "extension"}.get(video.kind, video.kind)
+
+
+def lineage(sessions: sessionmaker[Session], caller: Caller, video: Video) -> Node:
+    """The tree `video` belongs to: from its oldest known ancestor down to every descendant."""
+    with sessions() as session:
+        root = video
+        seen = {video.id}
+        while (up := parent_id(root)) is not None and up not in seen:
+            seen.add(up)
+            parent = session.execute(_mine(select(Video).where(Video.id == up), caller)).scalar()
+            if parent is None:  # deleted, or not the viewer's: the tree starts below it
+                break
+            root = parent
+        top = Node(root, "root")
+        frontier = {root.id: top}
+        count = 1
+        while frontier and count < _MAX_TREE:
+            children = session.execute(
+                _mine(
+                    select(Video).where(
+                        or_(
+                            Video.remixed_from_video_id.in_(list(frontier)),
+                            Video.source_video_id.in_(list(frontier)),
+                        )
+                    ),
+                    caller,
+                )
+                .order_by(Video.seq)
+                .limit(_MAX_TREE)
+            ).scalars()
+            next_frontier = {}
+            for child in children:
+                holder = frontier.get(parent_id(child) or "")
+                if holder is None or child.id in next_frontier or count >= _MAX_TREE:
+                    continue
+                node = Node(child, _relation(child))
+                holder.children.append(node)
+                next_frontier[child.id] = node
+                count += 1
+            frontier = next_frontier
+    return top
+
+
+def tree_size(node: Node) -> int:
+    return 1 + sum(tree_size(child) for child in node.children)

@@ -1,0 +1,81 @@
+"""The models a creator can pick: aliases and catalogue entries, installed ones first.
+
+Only the catalogue's plain data is read here (no torch): whether a model is installed is
+whether its weights are found where the server would load them from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from moviola.config import Settings
+from moviola.engine.catalogue import ModelSpec, catalogue
+from moviola.engine.loading import find_weights
+
+CAPABILITY_WORDS = {"t2v": "text", "i2v": "image", "v2v": "video"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str  # what the creator picks, as the API names it
+    spec: ModelSpec
+    installed: bool
+    alias_of: str | None = None
+
+    @property
+    def can(self) -> list[str]:
+        return [CAPABILITY_WORDS.get(c.value, c.value) for c in self.spec.capabilities]
+
+    @property
+    def sizes(self) -> dict[str, str]:
+        """One size per aspect preset: the model's own where it has one, else derived."""
+        native = self.spec.native_sizes
+        found = {}
+        for width, height in native:
+            aspect = "portrait" if height > width else "landscape" if width > height else "square"
+            found.setdefault(aspect, f"{width}x{height}")
+        width, height = native[0]
+        long_side, short_side = max(width, height), min(width, height)
+        multiple = self.spec.size_multiple
+        side = int(math.sqrt(width * height)) // multiple * multiple or multiple
+        found.setdefault("landscape", f"{long_side}x{short_side}")
+        found.setdefault("portrait", f"{short_side}x{long_side}")
+        found.setdefault("square", f"{side}x{side}")
+        return found
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "label": self.spec.name,
+            "installed": self.installed,
+            "can": self.can,
+            "sizes": self.sizes,
+            "fps": self.spec.fps,
+            "steps": self.spec.default_steps,
+            "guidance": self.spec.default_guidance,
+        }
+
+
+def _installed(spec: ModelSpec, settings: Settings) -> bool:
+    try:
+        find_weights(spec, settings.models_path)
+    except Exception:  # WeightsNotFoundError, or an unreadable models folder
+        return False
+    return True
+
+
+def choices(settings: Settings) -> list[Choice]:
+    """Aliases (as clients name models) then catalogue ids, installed first within each."""
+    known = catalogue()
+    installed = {spec.id: _installed(spec, settings) for spec in known.values()}
+    aliases = [
+        Choice(alias, known[target], installed[target], alias_of=target)
+        for alias, target in sorted(settings.model_aliases.items())
+        if target in known
+    ]
+    entries = [Choice(spec.id, spec, installed[spec.id]) for spec in known.values()]
+    ordered = sorted(aliases, key=lambda c: not c.installed) + sorted(
+        entries, key=lambda c: not c.installed
+    )
+    return ordered

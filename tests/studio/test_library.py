@@ -1,0 +1,117 @@
+"""The library's queries on a real database: search, filters, pages, lineage, ownership."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from moviola.jobs.service import Caller
+from moviola.store import db
+from moviola.store.models import Video
+from moviola.studio import library
+
+_seq = itertools.count(1)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    engine = db.connect(f"sqlite:///{tmp_path / 'moviola.db'}")
+    db.migrate(engine)
+    return db.sessions(engine)
+
+
+def add(sessions, prompt, *, owner=None, status="completed", model="sora-2", **fields) -> Video:
+    seq = next(_seq)
+    row = Video(
+        id=f"video_{seq:032x}",
+        seq=seq,
+        owner=owner,
+        status=status,
+        model=model,
+        engine_model="tiny",
+        prompt=prompt,
+        seconds="1",
+        size="160x96",
+        params={},
+        **fields,
+    )
+    with sessions.begin() as session:
+        session.add(row)
+    return row
+
+
+def prompts(videos) -> list[str]:
+    return [v.prompt for v in videos]
+
+
+def test_search_needs_every_word_in_any_case_and_takes_wildcards_literally(sessions):
+    add(sessions, "A Red kite over dunes")
+    add(sessions, "a red car")
+    add(sessions, "100% kite")
+    me = Caller()
+    assert prompts(library.library_page(sessions, me, search="kite red").videos) == [
+        "A Red kite over dunes"
+    ]
+    assert prompts(library.library_page(sessions, me, search="100%").videos) == ["100% kite"]
+    assert library.library_page(sessions, me, search="_").videos == []
+
+
+def test_filters_by_status_and_model(sessions):
+    add(sessions, "done", model="sora-2")
+    add(sessions, "waiting", status="queued", model="sora-2")
+    add(sessions, "other model", model="tiny-ltx")
+    me = Caller()
+    assert prompts(library.library_page(sessions, me, status="queued").videos) == ["waiting"]
+    assert prompts(library.library_page(sessions, me, model="tiny-ltx").videos) == ["other model"]
+    assert library.models_used(sessions, me) == ["sora-2", "tiny-ltx"]
+
+
+def test_pages_run_newest_first_without_gaps_or_repeats(sessions):
+    made = [add(sessions, f"clip {i}").id for i in range(7)]
+    seen, before = [], None
+    while True:
+        page = library.library_page(sessions, Caller(), before=before, limit=3)
+        seen += [v.id for v in page.videos]
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert seen == made[::-1]
+
+
+def test_a_viewer_sees_only_their_own_and_never_deleted_ones(sessions):
+    add(sessions, "mine", owner="key_a")
+    add(sessions, "theirs", owner="key_b")
+    add(sessions, "local")
+    add(sessions, "gone", owner="key_a", deleted_at=1.0)
+    assert prompts(library.library_page(sessions, Caller("key_a")).videos) == ["mine"]
+    assert prompts(library.library_page(sessions, Caller()).videos) == ["local"]
+
+
+def test_lineage_is_the_whole_tree_from_the_oldest_ancestor(sessions):
+    root = add(sessions, "root")
+    remix = add(sessions, "remix", kind="remix", remixed_from_video_id=root.id)
+    extension = add(sessions, "longer", kind="extend", source_video_id=remix.id)
+    other = add(sessions, "another remix", kind="remix", remixed_from_video_id=root.id)
+    add(sessions, "someone else's remix", owner="key_b", remixed_from_video_id=root.id)
+    tree = library.lineage(sessions, Caller(), extension)
+    assert tree.video.id == root.id
+    assert [(n.video.id, n.relation) for n in tree.children] == [
+        (remix.id, "remix"),
+        (other.id, "remix"),
+    ]
+    assert [(n.video.id, n.relation) for n in tree.children[0].children] == [
+        (extension.id, "extension")
+    ]
+    assert library.tree_size(tree) == 4
+    assert library.tree_size(library.lineage(sessions, Caller(), add(sessions, "alone"))) == 1
+
+
+def test_job_states_give_the_place_in_the_shared_queue(sessions):
+    add(sessions, "someone else's, first", owner="key_b", status="queued")
+    mine = add(sessions, "mine, second", status="queued")
+    running = add(sessions, "running", status="in_progress", progress=40, stage="denoising")
+    states = {s.id: s for s in library.job_states(sessions, Caller(), [mine.id, running.id])}
+    assert states[mine.id].position == 2
+    assert states[running.id].position is None and states[running.id].progress == 40
+    assert library.active_ids(sessions, Caller()) == [mine.id, running.id]
