@@ -1,0 +1,477 @@
+"""The dispatcher: hands queued jobs to Ray actors and brings their results home.
+
+Only the elected replica runs one (see `election`). Each round it
+- polls the actors that work for it: progress goes to the job's row (which also renews the
+  lease, and answers whether the job was cancelled or deleted meanwhile); a finished job's
+  files come back through Ray's object store and are stored atomically in the blob folder,
+  then the row is completed; a failed one is failed or re-queued as a local worker's would be;
+- hands the oldest queued job to a free actor, preferably one that already holds its model;
+- now and then re-queues jobs whose lease ran out and refreshes what each actor holds.
+
+A job is claimed under a lease owner that names its actor (`moviola-render-0.1a2b3c`), so a
+dispatcher that takes over finds out from the rows which actor has which job, asks that actor,
+and adopts the attempt, or collects its finished result, instead of dispatching it again. An
+actor that no longer knows the attempt (its process died and Ray restarted it) lost it: the
+job goes back to the queue, using one of its attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola import media
+from moviola.config import Settings
+from moviola.errors import MoviolaError
+from moviola.jobs import queue
+from moviola.jobs.ray_actor import ACTOR_PREFIX, actor_name, actor_of, spawn
+from moviola.store.blobs import Blobs
+from moviola.store.models import Video
+
+log = logging.getLogger("moviola.dispatcher")
+
+PROGRESS_S = 0.25  # how often a busy actor reports progress
+IDLE_S = 0.05  # how soon a new job is seen while an actor is free
+LEASE_RENEW_S = 5.0  # an actor silent this long: its job's lease is renewed regardless
+CALL_TIMEOUT_S = 30.0  # starting a job, collecting its files
+STARTUP_S = 60.0  # a new actor imports torch and its engine before it answers
+SILENT_S = 120.0  # an actor that answered nothing for this long has lost its job
+HOUSEKEEPING_S = 5.0
+
+
+@dataclass
+class InFlight:
+    job_id: str
+    owner: str  # the lease owner: the actor's name and this attempt's token
+    actor: str
+    stamp: Any = None  # how to sign the video once it is stored here
+    stopping: bool = False  # cancelled or deleted: waiting for the actor to stop
+    answered_at: float = 0.0
+    waiting: Any = None  # the outstanding `wait` call to its actor
+    renewed_at: float = 0.0
+
+
+def choose_actor(model: str, free: list[str], loaded: dict[str, list[str]]) -> str | None:
+    """Model affinity: a free actor that holds `model`, else one that holds nothing (loading
+    there evicts nobody's pipeline), else any free one."""
+    if not free:
+        return None
+    for name in free:
+        if model in loaded.get(name, []):
+            return name
+    for name in free:
+        if not loaded.get(name):
+            return name
+    return free[0]
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+        import ray
+
+        from moviola.jobs.worker import Worker
+
+        self.ray = ray
+        self.settings = settings
+        self.sessions = sessions
+        self.blobs = blobs
+        # Reads a job's inputs from the database and the blob folder exactly as a local
+        # worker would; its engine never loads anything here.
+        self._preparer = Worker(settings, sessions, blobs, name="dispatcher", device="cpu")
+        self.options = actor_options(settings)
+        self.actors: dict[str, Any] = {}
+        self.loaded: dict[str, list[str]] = {}
+        self.in_flight: dict[str, InFlight] = {}  # job id → attempt
+        self._lost_on: dict[str, str] = {}  # job id → the actor it was lost on, last
+        self._down: set[str] = set()  # actors that did not answer; retried at housekeeping
+        self._asked: dict[Any, str] = {}  # outstanding `info` calls → their actor
+        self._housekept = 0.0
+
+    # --- taking over --------------------------------------------------------------------------
+
+    def take_over(self) -> None:
+        """Find (or make) the actors, then adopt every job a previous dispatcher left with them."""
+        for index in range(self.settings.ray_actors):
+            name = actor_name(index)
+            self.actors[name] = spawn(name, self.settings.ray_namespace, self.options)
+        infos = self._infos(STARTUP_S)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Video.id, Video.lease_owner).where(
+                    Video.status == "in_progress", Video.lease_owner.like(f"{ACTOR_PREFIX}%")
+                )
+            ).all()
+        held = {job_id: owner for job_id, owner in rows}
+        for job_id, owner in held.items():
+            name = actor_of(owner)
+            tasks = {t["job_id"]: t for t in infos.get(name, {}).get("tasks", [])}
+            task = tasks.get(job_id)
+            if name in self.actors and task is not None and task["attempt"] == owner:
+                self.in_flight[job_id] = InFlight(job_id, owner, name, answered_at=time.time())
+                log.info("adopted %s from %s (%s)", job_id, name, task["state"])
+            elif name in infos or name not in self.actors:
+                # The actor answered without it (restarted), or is no longer one of ours.
+                self._lost(job_id, owner, f"actor {name} no longer has the job")
+            # An actor that did not answer keeps its jobs until their leases run out.
+        # Not placed yet (no free GPU for it) or still starting: no job goes there until it
+        # answers, which housekeeping keeps asking.
+        self._down = set(self.actors) - set(infos)
+        for name, info in infos.items():
+            self.loaded[name] = info["loaded_models"]
+            for task in info.get("tasks", []):
+                if (
+                    self.in_flight.get(task["job_id"], InFlight("", "", "")).owner
+                    != task["attempt"]
+                ):
+                    # Finished or running for an attempt that is over: nobody will collect it.
+                    self._call(self.actors[name].cancel, task["job_id"])
+                    self._call(self.actors[name].forget, task["job_id"])
+
+    # --- one round ----------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """One round; True when something happened (the caller then goes again at once)."""
+        busy = self._poll_in_flight()
+        busy = self._dispatch() or busy
+        if time.monotonic() - self._housekept >= HOUSEKEEPING_S:
+            self._housekept = time.monotonic()
+            self._housekeeping()
+        return busy
+
+    def stand_down(self) -> None:
+        """No longer elected: forget the jobs in flight (the actors keep them, and the next
+        dispatcher adopts them)."""
+        self.in_flight.clear()
+
+    def free_actors(self) -> list[str]:
+        taken = {f.actor for f in self.in_flight.values()}
+        return [n for n in self.actors if n not in taken and n not in self._down]
+
+    # --- internals: polling -------------------------------------------------------------------
+
+    def _poll_in_flight(self) -> bool:
+        """Each busy actor has one `wait` call outstanding, which answers as soon as its job
+        finishes, or with its progress after `PROGRESS_S`: finished jobs are seen at once, and
+        progress reaches the row several times a second."""
+        if not self.in_flight:
+            return False
+        flights = list(self.in_flight.values())
+        for f in flights:
+            if f.waiting is None:
+                f.waiting = self.actors[f.actor].wait.remote(f.job_id, f.owner, PROGRESS_S)
+        refs = {f.waiting: f for f in flights}
+        # Short when an actor is free (a new job may come); otherwise until something happens.
+        timeout = IDLE_S if self.free_actors() else 2 * PROGRESS_S
+        ready, _ = self.ray.wait(list(refs), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        changed = False
+        for ref in ready:
+            flight = refs[ref]
+            flight.waiting = None
+            try:
+                answer = self.ray.get(ref)
+            except self.ray.exceptions.RayError as err:
+                self._actor_failed(flight, err)
+                changed = True
+                continue
+            flight.answered_at = time.time()
+            changed = self._handle(flight, answer) or changed
+        for flight in flights:
+            silent = time.time() - flight.answered_at
+            if flight.waiting is None or silent < LEASE_RENEW_S:
+                continue
+            if silent > SILENT_S:
+                self._lost(flight.job_id, flight.owner, f"actor {flight.actor} stopped answering")
+                self.in_flight.pop(flight.job_id, None)
+            elif time.time() - flight.renewed_at >= LEASE_RENEW_S:
+                # An actor slow to answer (busy, or restarting): keep its job's lease meanwhile.
+                queue.heartbeat(self.sessions, flight.job_id, flight.owner)
+                flight.renewed_at = time.time()
+        return changed
+
+    def _handle(self, flight: InFlight, answer: dict[str, Any]) -> bool:
+        state = answer["state"]
+        if state == "running":
+            beat = queue.heartbeat(
+                self.sessions,
+                flight.job_id,
+                flight.owner,
+                progress=answer["progress"],
+                stage=answer["stage"],
+            )
+            if not beat.keep_going and not flight.stopping:
+                flight.stopping = True
+                self._call(self.actors[flight.actor].cancel, flight.job_id)
+            return False
+        self.in_flight.pop(flight.job_id, None)
+        if state == "done" and not flight.stopping:
+            self._store(flight)
+        elif state == "failed" and not flight.stopping:
+            self._fail(flight, answer["code"], answer["message"], retry=answer["retry"])
+        elif state == "unknown":
+            self._lost(flight.job_id, flight.owner, f"actor {flight.actor} lost the job")
+        else:  # stopped after a cancel, or finished after all: nobody wants it now
+            queue.abandon(self.sessions, flight.job_id, flight.owner)
+            self._discard(flight)
+        self._call(self.actors[flight.actor].forget, flight.job_id)
+        return True
+
+    def _actor_failed(self, flight: InFlight, err: Exception) -> None:
+        """The actor's process died (or its node): the attempt is lost; the job goes back to
+        the queue and, with Ray restarting the actor, is picked up again."""
+        self.in_flight.pop(flight.job_id, None)
+        self._down.add(flight.actor)
+        self._lost(flight.job_id, flight.owner, f"actor {flight.actor} died ({type(err).__name__})")
+
+    # --- internals: dispatching ---------------------------------------------------------------
+
+    def _dispatch(self) -> bool:
+        free = self.free_actors()
+        if not free:
+            return False
+        with self.sessions() as session:
+            nxt = session.execute(
+                select(Video.id, Video.engine_model)
+                .where(Video.status == "queued", Video.deleted_at.is_(None))
+                .order_by(Video.seq)
+                .limit(1)
+            ).first()
+        if nxt is None:
+            return False
+        # A job whose actor died under it goes elsewhere when it can.
+        elsewhere = [n for n in free if n != self._lost_on.get(nxt.id)]
+        name = choose_actor(nxt.engine_model, elsewhere or free, self.loaded)
+        assert name is not None
+        owner = f"{name}.{secrets.token_hex(3)}"
+        job = queue.claim(self.sessions, owner)
+        if job is None:
+            return False
+        flight = InFlight(job.id, owner, name, answered_at=time.time())
+        try:
+            request, shots, stamp = self._preparer.prepare(job)
+        except MoviolaError as err:  # the job can never succeed (a source deleted meanwhile…)
+            self._fail(flight, err.code, err.message, retry=False)
+            return True
+        except Exception as err:
+            log.exception("preparing %s failed", job.id)
+            self._fail(flight, "generation_failed", f"{type(err).__name__}: {err}", retry=True)
+            return True
+        flight.stamp = stamp
+        work = {
+            "request": request,
+            "shots": shots,
+            "watermark": stamp.watermark if stamp is not None else None,
+            "crf": self.settings.crf,
+            "preset": self.settings.x264_preset,
+        }
+        try:
+            started = self.ray.get(
+                self.actors[name].start.remote(job.id, owner, work), timeout=CALL_TIMEOUT_S
+            )
+        except Exception as err:
+            self._down.add(name)
+            self._lost(job.id, owner, f"actor {name} did not take the job ({type(err).__name__})")
+            return True
+        if started == "busy":  # only after a takeover the actor did not tell us about
+            queue.release_worker(self.sessions, owner, "the actor was busy", count_attempt=False)
+            self._down.add(name)
+            return True
+        self.in_flight[job.id] = flight
+        self._lost_on.pop(job.id, None)
+        model = request.model
+        self.loaded[name] = [model, *(m for m in self.loaded.get(name, []) if m != model)]
+        log.info("%s → %s (attempt %d)", job.id, name, job.attempts)
+        return True
+
+    # --- internals: results -------------------------------------------------------------------
+
+    def _store(self, flight: InFlight) -> None:
+        actor = self.actors[flight.actor]
+        try:
+            outcome = self.ray.get(
+                actor.collect.remote(flight.job_id, flight.owner), timeout=CALL_TIMEOUT_S
+            )
+        except Exception as err:
+            self._lost(flight.job_id, flight.owner, f"collecting from {flight.actor}: {err}")
+            return
+        if outcome is None:
+            self._lost(flight.job_id, flight.owner, f"actor {flight.actor} lost the result")
+            return
+        stamp = flight.stamp
+        if stamp is None:  # adopted after a takeover: prepare its signing again
+            with self.sessions() as session:
+                job = session.get(Video, flight.job_id)
+            stamp = self._preparer.stamp_for(job)
+        paths = {
+            "thumbnail": self.blobs.path(flight.job_id, "thumbnail", attempt=flight.owner),
+            "spritesheet": self.blobs.path(flight.job_id, "spritesheet", attempt=flight.owner),
+        }
+        video = self.blobs.path(flight.job_id, "video", attempt=flight.owner)
+        for shot in outcome["shots"]:
+            paths[f"shot_{shot['index']}"] = video.with_name(f"video.shot{shot['index']}.mp4")
+        video.parent.mkdir(parents=True, exist_ok=True)
+        for name, path in paths.items():
+            data = outcome[name] if not name.startswith("shot_") else None
+            if data is None:
+                index = int(name.removeprefix("shot_"))
+                data = next(s["video"] for s in outcome["shots"] if s["index"] == index)
+            media.atomic_write_bytes(path, data)
+            if name.startswith("shot_") and stamp is not None:
+                stamp.sign(path, outcome["model"])
+        media.atomic_write_bytes(video, outcome["video"])  # last: its presence means whole
+        if self._output_blocked(flight, video):
+            return
+        credentials = stamp.sign(video, outcome["model"]) if stamp is not None else None
+        paths["video"] = video
+        record = {
+            name: {"path": str(p), "bytes": p.stat().st_size, "sha256": media.sha256_file(p)}
+            for name, p in paths.items()
+        }
+        result = dict(outcome["summary"])
+        if outcome["shots"]:
+            with self.sessions() as session:
+                asked = session.get(Video, flight.job_id).params.get("shots", [])
+            result["shots"] = [
+                {**a, "index": s["index"], "start_frame": s["start_frame"], "frames": s["frames"]}
+                for a, s in zip(asked, outcome["shots"], strict=True)
+            ]
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Video)
+                .where(Video.id == flight.job_id, Video.lease_owner == flight.owner)
+                .values(credentials=credentials, content_sha256=record["video"]["sha256"])
+            )
+        if not queue.complete(
+            self.sessions, flight.job_id, flight.owner, files=record, result=result
+        ):
+            self._discard(flight)  # deleted or taken from us meanwhile
+        else:
+            log.info("%s completed by %s", flight.job_id, flight.actor)
+
+    def _output_blocked(self, flight: InFlight, video: Path) -> bool:
+        """The nudity check a local worker runs on its output (`nsfw_check`), here on the
+        stored video: a flagged one fails, its files kept for admins, named in the audit log."""
+        check = self._preparer.frame_check
+        if check is None:
+            return False
+        from moviola.jobs.moderation import BLOCKED
+        from moviola.store import audit
+
+        frames, _ = media.decode_frames(
+            video,
+            max_pixels=self.settings.max_input_pixels,
+            max_duration_s=self.settings.max_input_seconds,
+        )
+        decision = check.check(frames, "the generated video")
+        kept = {"files": str(video.parent)} if decision.blocked else {}
+        if self.settings.audit:
+            with self.sessions() as session:
+                owner = session.get(Video, flight.job_id).owner
+            audit.record(
+                self.sessions,
+                actor=owner,
+                action="moderation",
+                video_id=flight.job_id,
+                detail={**decision.as_audit("output"), **kept},
+            )
+        if not decision.blocked:
+            return False
+        status = queue.fail(
+            self.sessions,
+            flight.job_id,
+            flight.owner,
+            code=BLOCKED,
+            message=decision.reason,
+            retry=False,
+        )
+        if status is None:
+            self._discard(flight)
+        return True
+
+    def _fail(self, flight: InFlight, code: str, message: str, *, retry: bool) -> None:
+        message = re.sub(re.escape(str(self.blobs.root)) + r"[^\s:]*", "the stored file", message)
+        status = queue.fail(
+            self.sessions, flight.job_id, flight.owner, code=code, message=message, retry=retry
+        )
+        if status != "queued":
+            self._discard(flight)
+
+    def _lost(self, job_id: str, owner: str, reason: str) -> None:
+        name = actor_of(owner)
+        if name is not None:
+            self._lost_on[job_id] = name
+            self.loaded.pop(name, None)  # a restarted actor comes back with nothing loaded
+        released = queue.release_worker(self.sessions, owner, reason)
+        log.warning("%s; back in the queue: %s", reason, ", ".join(released) or "none")
+
+    def _discard(self, flight: InFlight) -> None:
+        with self.sessions() as session:
+            row = session.get(Video, flight.job_id)
+        if row is None or row.deleted_at is not None:
+            self.blobs.remove(flight.job_id)
+        else:
+            folder = self.blobs.attempt_folder(flight.job_id, flight.owner)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # --- internals: housekeeping --------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        """Re-queue expired leases; ask each actor what it holds. The answers are read at the
+        next housekeeping, never waited for: an actor that cannot be placed (no free GPU) or
+        is restarting must not hold up the jobs of the others."""
+        for job_id in queue.recover(self.sessions):
+            log.warning("%s: its lease ran out; back in the queue", job_id)
+        asked = self._asked
+        ready, _ = self.ray.wait(list(asked), num_returns=len(asked), timeout=0)
+        for ref in ready:
+            name = asked.pop(ref)
+            try:
+                info = self.ray.get(ref)
+            except self.ray.exceptions.RayError:
+                self._down.add(name)
+                continue
+            self._down.discard(name)
+            self.loaded[name] = info["loaded_models"]
+        self._down.update(asked.values())  # not answered within HOUSEKEEPING_S
+        pending = set(asked.values())
+        for name, actor in self.actors.items():
+            if name not in pending:
+                asked[actor.info.remote()] = name
+
+    def _infos(self, timeout: float) -> dict[str, dict[str, Any]]:
+        """What each actor that answers reports (`RenderActor.info`)."""
+        refs = {actor.info.remote(): name for name, actor in self.actors.items()}
+        ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        infos = {}
+        for ref in ready:
+            with contextlib.suppress(self.ray.exceptions.RayError):
+                infos[refs[ref]] = self.ray.get(ref)
+        return infos
+
+    def _call(self, method: Any, *args: Any) -> None:
+        """Fire and forget: a call the actor may miss costs nothing (it is idempotent)."""
+        try:
+            method.remote(*args)
+        except Exception:
+            log.warning("calling %s failed", method, exc_info=True)
+
+
+def actor_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "gpus": settings.ray_gpus_per_actor,
+        "cpus": settings.ray_cpus_per_actor,
+        "offload": settings.offload,
+        "vae_tiling": settings.vae_tiling,
+        "max_loaded_models": settings.max_loaded_models,
+    }

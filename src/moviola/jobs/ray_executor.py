@@ -1,0 +1,178 @@
+"""The Ray executor: what runs beside the API in place of the local worker supervisor when
+`executor = "ray"`.
+
+Every replica runs one. Each takes part in the election; the one elected connects to Ray and
+dispatches (see `dispatcher`); the others stand by, ready to take over within seconds. Every
+replica checks that the Ray head answers, so that `/healthz` on any of them says why jobs are
+not moving when it does not; jobs then simply wait in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from moviola.config import Settings
+from moviola.jobs.election import Election
+from moviola.jobs.supervisor import WorkerStatus
+from moviola.store.blobs import Blobs
+
+log = logging.getLogger("moviola.ray")
+
+IDLE_S = 0.05  # between rounds when nothing happened
+RECONNECT_S = 3.0
+REACH_TIMEOUT_S = 2.0
+
+
+class RayExecutor:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+        if not settings.ray_address:
+            from moviola.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                "the ray executor needs the Ray head's address: --ray-address HOST:PORT "
+                "(or MOVIOLA_RAY_ADDRESS)",
+                param="ray_address",
+            )
+        self.settings = settings
+        self.sessions = sessions
+        self.blobs = blobs
+        self.election = Election(settings.db_url)
+        self.dispatcher: Any = None
+        self.ray_state = "not checked yet"
+        self.restarts = 0  # Ray restarts actors itself; kept for the metrics' sake
+        self._actors: list[WorkerStatus] = []
+        self._connected = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ray-executor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self.dispatcher is not None:
+            self.dispatcher.stand_down()  # the actors keep their jobs for the next dispatcher
+        self.election.resign()
+        if self._connected:
+            import ray
+
+            ray.shutdown()
+
+    def status(self) -> list[WorkerStatus]:
+        return list(self._actors)
+
+    def health(self) -> dict[str, Any]:
+        """The executor's part of `/healthz`: who dispatches, whether Ray answers, and why not."""
+        leading = self.dispatcher is not None
+        reasons = []
+        if not self.ray_state.startswith("connected") and self.ray_state != "reachable":
+            reasons.append(f"Ray at {self.settings.ray_address}: {self.ray_state}")
+        elif leading and not any(a.alive for a in self._actors):
+            reasons.append("no Ray actor answers yet")
+        return {
+            "kind": "ray",
+            "ray_address": self.settings.ray_address,
+            "ray": self.ray_state,
+            "dispatching": leading,
+            "actors": len(self._actors),
+            "reasons": reasons,
+        }
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        reached = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - reached >= RECONNECT_S:
+                    reached = time.monotonic()
+                    self._check_reachable()
+                if not self.election.leading():
+                    self._stand_down()
+                    self._stop.wait(self.election.retry_s)
+                    continue
+                if self.dispatcher is None and not self._become_dispatcher():
+                    self._stop.wait(RECONNECT_S)
+                    continue
+                busy = self.dispatcher.step()
+                self._actors = _statuses(self.dispatcher)
+                if not busy:
+                    self._stop.wait(IDLE_S)
+            except Exception as err:
+                log.exception("dispatching failed")
+                self.ray_state = f"error: {type(err).__name__}: {err}"[:300]
+                self._stand_down()
+                self._stop.wait(RECONNECT_S)
+
+    def _check_reachable(self) -> None:
+        """A plain TCP connection to the head: `ray.init` itself waits a minute or more for
+        an address that does not answer, and nothing here may hang that long."""
+        host, _, port = self.settings.ray_address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S):
+                pass
+        except (OSError, ValueError) as err:
+            self.ray_state = f"unreachable ({err.__class__.__name__}: {err})"
+            if self.dispatcher is not None:
+                log.warning("Ray at %s is unreachable: jobs wait", self.settings.ray_address)
+                self._stand_down()
+            return
+        if not self._connected:
+            self.ray_state = "reachable"
+        elif self.ray_state.startswith("unreachable"):
+            self.ray_state = "connected (again)"
+
+    def _become_dispatcher(self) -> bool:
+        if self.ray_state.startswith("unreachable"):
+            return False
+        import ray
+
+        from moviola.jobs.dispatcher import Dispatcher
+
+        if not self._connected:
+            ray.init(
+                address=self.settings.ray_address,
+                namespace=self.settings.ray_namespace,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            self._connected = True
+        dispatcher = Dispatcher(self.settings, self.sessions, self.blobs)
+        dispatcher.take_over()
+        self.dispatcher = dispatcher
+        self.ray_state = f"connected ({len(dispatcher.actors)} actor(s))"
+        log.info("dispatching to Ray at %s", self.settings.ray_address)
+        return True
+
+    def _stand_down(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stand_down()
+            self.dispatcher = None
+            self._actors = []
+
+
+def _statuses(dispatcher: Any) -> list[WorkerStatus]:
+    running = {f.actor: f.job_id for f in dispatcher.in_flight.values()}
+    answering = set(dispatcher.free_actors()) | set(running)
+    return [
+        WorkerStatus(
+            name=name,
+            pid=None,
+            device="gpu" if dispatcher.options["gpus"] else "cpu",
+            alive=name in answering,
+            restarts=0,
+            current_job=running.get(name),
+        )
+        for name in dispatcher.actors
+    ]
