@@ -91,3 +91,54 @@ def sidecar() -> Callable[..., Path]:
 def settings(tmp_path) -> Settings:
     """An empty library of its own."""
     return Settings(data_dir=tmp_path / "library")
+
+
+@pytest.fixture
+def fake_api():
+    """`fake_api(answer, host=…)` serves HTTP on loopback and returns its base URL:
+    `answer(request)` gets a `Request` (path, query, headers) and returns (status, headers,
+    body). For what a real Videos-API server never does (loop, lie, redirect elsewhere);
+    `.requests` lists what the server started last was asked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    servers = []
+
+    class Request:
+        def __init__(self, handler: BaseHTTPRequestHandler):
+            parts = urlsplit(handler.path)
+            self.path = parts.path
+            self.raw_path = handler.path
+            self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            self.headers = {k.lower(): v for k, v in handler.headers.items()}
+
+    def start(
+        answer: Callable[[Request], tuple[int, dict[str, str], bytes]], host: str = "127.0.0.1"
+    ) -> str:
+        requests: list[Request] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                request = Request(self)
+                requests.append(request)
+                status, headers, body = answer(request)
+                self.send_response(status)
+                for name, value in {**headers, "content-length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer((host, 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        start.requests = requests
+        return f"http://{host}:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -268,3 +269,181 @@ def test_the_report_is_json(tmp_path, settings, clip):
     written = json.loads((tmp_path / "report.json").read_text())
     assert written["counts"]["imported"] == 1 and written["counts"]["failed"] == 1
     assert {v["status"] for v in written["videos"]} == {"imported", "failed"}
+
+
+def _zeroed(path: Path) -> Path:
+    """A clip whose index is whole but whose picture data is zeros: it probes, never decodes."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"mdat") + 4
+    data[at:] = bytes(len(data) - at)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_video_that_fails_midway_leaves_no_files_and_no_library_path(tmp_path, settings, clip):
+    import av
+
+    # The clip rewritten with its index first, so that zeroing its picture data leaves an
+    # index that probes well.
+    broken = tmp_path / "src" / "undecodable.mp4"
+    broken.parent.mkdir()
+    with (
+        av.open(str(clip(tmp_path / "whole.mp4", 1, frames=24))) as source,
+        av.open(str(broken), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    _zeroed(broken)
+    clip(tmp_path / "src" / "good.mp4", 2)
+
+    report = run(settings, tmp_path / "src")
+    outcome = {Path(o.location).name: o for o in report.outcomes}["undecodable.mp4"]
+    assert outcome.status == "failed" and outcome.reason.startswith("damaged video data")
+    assert str(settings.blobs_path) not in outcome.reason
+    (row,) = rows(settings)  # the good one; nothing of the other anywhere
+    assert sorted(p.name for p in settings.blobs_path.iterdir()) == [row.id]
+
+
+def test_recovery_judges_other_hosts_by_age_and_this_host_by_process(tmp_path, settings, clip):
+    import time
+
+    from moviola.importer import staging
+
+    clip(tmp_path / "src" / "a.mp4", 1)
+    run(settings, tmp_path / "src")
+    here = staging.writer()
+
+    def leftover(name, **who):
+        folder = settings.blobs_path / name
+        folder.mkdir()
+        (folder / MARKER).write_text(json.dumps({**here, "started": time.time(), **who}))
+
+    leftover("video_" + "1" * 32, pid=999_999_999)  # this host, this boot, process gone
+    leftover("video_" + "2" * 32, pid=os.getpid())  # this host, alive: being written
+    leftover("video_" + "3" * 32, host="render-2", pid=1)  # elsewhere, recent: may be alive
+    leftover("video_" + "4" * 32, host="render-2", started=time.time() - 7 * 3600)  # stale
+    leftover("video_" + "5" * 32, boot="an-earlier-boot", pid=os.getpid())  # before a reboot
+    leftover(".import-0123456789abcdef", pid=999_999_999)
+
+    report = run(settings, tmp_path / "src")
+    assert report.cleaned == 3
+    kept = {p.name for p in settings.blobs_path.iterdir()}
+    assert kept == {rows(settings)[0].id, *("video_" + n * 32 for n in "235")}
+
+
+def test_a_folder_being_written_by_another_import_is_never_overwritten(tmp_path, settings, clip):
+    from moviola.importer import staging
+
+    video = clip(tmp_path / "src" / "a.mp4", 1)
+    derived = "video_" + hashlib.sha256(f":{sha(video)}".encode()).hexdigest()[:32]
+    # Another import, alive on this host, has put the same video's folder in place and not yet
+    # written its row.
+    folder = settings.blobs_path / derived
+    folder.mkdir(parents=True)
+    (folder / "video.mp4").write_bytes(b"the other import's bytes")
+    staging.mark(folder, staging.writer())
+
+    report = run(settings, tmp_path / "src")
+    (outcome,) = report.outcomes
+    assert outcome.status == "duplicate" and outcome.video_id == derived
+    assert outcome.reason == f"being imported by another run as {derived}"
+    assert (folder / "video.mp4").read_bytes() == b"the other import's bytes"
+    assert rows(settings) == []
+
+
+def test_two_files_claiming_one_exported_id_keep_both_videos_intact(tmp_path, settings, clip):
+    claimed = "video_" + "c" * 32
+    first = clip(tmp_path / "out" / "videos" / "first.mp4", 1)
+    second = clip(tmp_path / "out" / "videos" / "second.mp4", 2)
+    entries = [{"id": claimed, "file": f"videos/{p.name}"} for p in (first, second)]
+    document = {"format": "moviola.export", "version": 1, "videos": entries}
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(document))
+
+    report = run(settings, tmp_path / "out")
+    assert report.counts()["imported"] == 2
+    by_name = {Path(row.origin["location"]).name: row for row in rows(settings)}
+    assert by_name["first.mp4"].id == claimed and by_name["second.mp4"].id != claimed
+    for name, source in (("first.mp4", first), ("second.mp4", second)):
+        assert Path(by_name[name].files["video"]["path"]).read_bytes() == source.read_bytes()
+
+
+def test_metadata_no_library_could_hold_is_left_out_and_noted(tmp_path, settings, clip, sidecar):
+    from moviola.config import Settings
+    from moviola.importer.export import Filters, export, selected
+
+    clip(tmp_path / "src" / "a.mp4", 1)
+    sidecar(
+        tmp_path / "src" / "a.json",
+        {
+            "created_at": 1e300,
+            "seconds": "1" * 20,
+            "size": "999999x1",
+            "prompt": "p" * 500,
+            "model": "m" * 300,
+        },
+    )
+    clip(tmp_path / "src" / "b.mp4", 2)
+    sidecar(tmp_path / "src" / "b.json", {"created_at": 10**400, "seconds": -3, "size": "1x1"})
+    settings = Settings(data_dir=settings.data_dir, max_prompt_chars=100)
+    before = time.time()
+    report = run(settings, tmp_path / "src")
+    assert report.counts()["imported"] == 2, report.outcomes
+
+    by_name = {Path(row.origin["location"]).name: row for row in rows(settings)}
+    a, b = by_name["a.mp4"], by_name["b.mp4"]
+    assert before <= a.created_at <= time.time() and before <= b.created_at
+    assert (a.seconds, a.size, b.seconds, b.size) == ("1", "64x48", "1", "1x1")
+    assert a.prompt == "p" * 100 and a.model == "unknown"
+    found = a.origin["found"]
+    assert found["created_at"].startswith("ignored: sidecar json (not a date")
+    assert found["seconds"].startswith("ignored: sidecar json (not a duration")
+    assert found["size"] == "ignored: sidecar json (not WIDTHxHEIGHT)"
+    assert found["prompt"] == "sidecar json (cut to 100 characters)"
+    assert found["model"].startswith("ignored: sidecar json (longer than 200")
+
+    summary = export(selected(settings, Filters()), tmp_path / "out")  # no OverflowError
+    assert summary.videos == 2
+
+
+def test_lineage_never_points_a_video_at_itself_or_closes_a_loop(tmp_path, settings, clip, sidecar):
+    clip(tmp_path / "self.mp4", 1)
+    sidecar(tmp_path / "self.json", {"id": "gen_s", "remixed_from_video_id": "gen_s"})
+    clip(tmp_path / "x.mp4", 2)
+    sidecar(tmp_path / "x.json", {"id": "gen_x", "remixed_from_video_id": "gen_y"})
+    clip(tmp_path / "y.mp4", 3)
+    sidecar(tmp_path / "y.json", {"id": "gen_y", "remixed_from_video_id": "gen_x"})
+
+    report = run(settings, tmp_path)
+    assert report.lineage_linked == 1
+    refused = dict(report.lineage_refused)
+    by_original = {row.origin["original_id"]: row for row in rows(settings)}
+    assert "its own parent" in refused[by_original["gen_s"].id]
+    assert by_original["gen_s"].remixed_from_video_id is None
+    x, y = by_original["gen_x"], by_original["gen_y"]
+    assert (x.remixed_from_video_id, y.remixed_from_video_id) == (y.id, None)
+    assert "a loop" in refused[y.id]
+
+    again = run(settings, tmp_path)  # refused again, never linked by a later run either
+    assert again.lineage_linked == 0 and len(again.lineage_refused) == 2
+
+
+def test_each_import_is_in_the_audit_log(tmp_path, settings, clip):
+    from moviola.store import audit, db
+
+    clip(tmp_path / "src" / "a.mp4", 1)
+    clip(tmp_path / "src" / "b.gif", 2)
+    run(settings, tmp_path / "src")
+    run(settings, tmp_path / "src")  # duplicates: nothing new to record
+    engine = db.connect(settings.db_url)
+    try:
+        entries = audit.query(db.sessions(engine))
+    finally:
+        engine.dispose()
+    imported = {row.id: row for row in rows(settings)}
+    assert sorted(e["video_id"] for e in entries if e["action"] == "import") == sorted(imported)
+    for entry in entries:
+        assert entry["detail"]["sha256"] == imported[entry["video_id"]].content_sha256
+        assert entry["detail"]["source"] == "folder"

@@ -228,3 +228,158 @@ def _rows(data_dir):
 
 def _sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _json(value) -> tuple[int, dict[str, str], bytes]:
+    import json
+
+    return 200, {"content-type": "application/json"}, json.dumps(value).encode()
+
+
+def _video(video_id, status="completed", **extra):
+    return {"id": video_id, "object": "video", "status": status, "model": "sora-2", **extra}
+
+
+def _import(settings, url, **api_options):
+    from moviola.importer.library import Library
+    from moviola.importer.remote import VideosApi
+    from moviola.importer.run import run_import
+
+    api = VideosApi(url, "sk-secret", sleep=lambda s: None, **api_options)
+    try:
+        with Library(settings) as library:
+            return run_import(library, api.candidates())
+    finally:
+        api.close()
+
+
+def test_a_listing_that_goes_round_in_circles_ends_with_an_error(fake_api):
+    from moviola.importer.remote import RemoteError, VideosApi
+
+    # `has_more` for ever, and the cursor never moves.
+    url = fake_api(
+        lambda r: _json(
+            {"data": [_video(f"v{len(fake_api.requests)}")], "has_more": True, "last_id": "v0"}
+        )
+    )
+    api = VideosApi(url, None)
+    with pytest.raises(RemoteError, match="does not move on from v0"):
+        list(api.videos())
+    # A cursor that moves, over pages that list the same video again.
+    url = fake_api(
+        lambda r: _json(
+            {"data": [_video("v1")], "has_more": True, "last_id": r.query.get("after", "") + "x"}
+        )
+    )
+    with pytest.raises(RemoteError, match="v1 was listed twice"):
+        list(VideosApi(url, None).videos())
+    # A listing that ends nowhere: fresh ids and cursors, page after page.
+    url = fake_api(
+        lambda r: _json({"data": [_video(f"v{len(fake_api.requests)}")], "has_more": True})
+    )
+    with pytest.raises(RemoteError, match="more than 5 pages"):
+        list(VideosApi(url, None, max_pages=5).videos())
+    assert len(fake_api.requests) == 5
+
+
+def test_videos_are_imported_as_their_page_arrives_and_a_bad_listing_is_reported(
+    fake_api, settings, clip, tmp_path
+):
+    video = clip(tmp_path / "v.mp4", 1).read_bytes()
+
+    def answer(r):
+        if r.path == "/v1/videos" and "after" not in r.query:
+            return _json({"data": [_video("v1")], "has_more": True, "last_id": "v1"})
+        if r.path == "/v1/videos":
+            return 200, {"content-type": "text/html"}, b"<html>maintenance</html>"
+        if r.query.get("variant") == "video":
+            return 200, {"content-type": "video/mp4"}, video
+        return 404, {}, b""
+
+    url = fake_api(answer)
+    report = _import(settings, url)
+    imported, listing = report.outcomes
+    assert imported.status == "imported" and imported.original_id == "v1"
+    assert listing.status == "failed" and listing.location == f"{url}/v1/videos"
+    assert listing.reason.startswith(f"{url}/v1/videos?") and "not JSON" in listing.reason
+
+
+def test_a_malformed_item_is_one_failure_ids_are_quoted_and_unfinished_videos_skipped(
+    fake_api, settings, clip, tmp_path
+):
+    video = clip(tmp_path / "v.mp4", 1).read_bytes()
+    listing = [
+        "not an object",
+        {"object": "video", "status": "completed"},  # no id
+        _video("a/../b?c"),
+        _video("rendering", status="in_progress"),
+    ]
+
+    def answer(r):
+        if r.path == "/v1/videos":
+            return _json({"data": listing, "has_more": False})
+        if r.raw_path.startswith("/v1/videos/a%2F..%2Fb%3Fc/content?variant=video"):
+            return 200, {}, video
+        return 404, {}, b""
+
+    url = fake_api(answer)
+    report = _import(settings, url)
+    statuses = [(o.status, o.reason) for o in report.outcomes]
+    assert [s for s, _ in statuses] == ["failed", "failed", "imported", "skipped"]
+    assert "no id" in statuses[0][1] and "no id" in statuses[1][1]
+    assert statuses[3][1] == "not completed on the server (status 'in_progress')"
+    assert report.failed == report.outcomes[:2] and report.skipped == report.outcomes[3:]
+
+
+def test_not_completed_videos_do_not_fail_the_command(fake_api, tmp_path):
+    url = fake_api(lambda r: _json({"data": [_video("v", status="queued")], "has_more": False}))
+    done = import_from(url, tmp_path / "library")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 not ready on their server" in done.stdout and "failed 0" in done.stdout
+    assert f"skipped {url}/v1/videos/v: not completed" in done.stdout.replace("\n", "")
+
+
+def test_a_download_over_the_limit_is_cut_off(fake_api, settings):
+    def answer(r):
+        if r.path == "/v1/videos":
+            return _json({"data": [_video("big"), _video("also-big")], "has_more": False})
+        return 200, {}, b"\0" * 5000
+
+    url = fake_api(answer)
+    report = _import(settings, url, max_bytes=1000)
+    assert [o.status for o in report.outcomes] == ["failed", "failed"]
+    assert all("over 1,000 bytes" in o.reason for o in report.outcomes)
+    assert not [p for p in settings.blobs_path.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_api_key(fake_api, clip, tmp_path):
+    from moviola.importer.remote import VideosApi
+
+    video = clip(tmp_path / "v.mp4", 1).read_bytes()
+    # Another address of this machine: another host, as a CDN would be.
+    cdn = fake_api(lambda r: (200, {}, video), host="127.0.0.2")
+    seen_elsewhere = fake_api.requests
+    origin = fake_api(lambda r: (302, {"location": f"{cdn}/file.mp4"}, b""))
+    seen_at_origin = fake_api.requests
+
+    api = VideosApi(origin, "sk-secret")
+    with api.download("v", "video") as body:
+        assert body.read() == video
+    api.close()
+    assert seen_at_origin[0].headers["authorization"] == "Bearer sk-secret"
+    assert "authorization" not in seen_elsewhere[0].headers
+
+
+def test_retry_after_is_honoured_on_503_too_up_to_a_minute(fake_api):
+    from moviola.importer.remote import VideosApi
+
+    answers = [
+        (503, {"retry-after": "3"}, b""),
+        (429, {"retry-after": "7200"}, b""),
+        (502, {}, b""),
+        _json({"data": [], "has_more": False}),
+    ]
+    url = fake_api(lambda r: answers.pop(0))
+    slept = []
+    assert list(VideosApi(url, None, sleep=slept.append).videos()) == []
+    assert slept == [3.0, 60.0, 2.0]  # asked for; capped; the growing pause (0.5, 1, 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 from moviola.importer.metadata import parse_time
 from moviola.importer.sources import walk
@@ -120,3 +121,71 @@ def test_missing_paths_and_other_files_are_reported(tmp_path):
             str(tmp_path / "nowhere"): "no such file or folder",
             str(tmp_path / "notes.txt"): "not a video, a folder or a ZIP archive",
         }
+
+
+def test_unreadable_and_oversized_metadata_is_reported_and_the_walk_goes_on(tmp_path, clip):
+    from moviola.importer.metadata import MAX_SIDECAR_BYTES
+
+    clip(tmp_path / "deep.mp4", 1)
+    clip(tmp_path / "big.mp4", 2)
+    bomb = "[" * 200_000 + "]" * 200_000  # a stack's worth of nesting in 400 KB
+    (tmp_path / "deep.json").write_text(bomb)
+    (tmp_path / "index.json").write_text(bomb)
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "big.json").write_text(json.dumps({"prompt": "x" * MAX_SIDECAR_BYTES}))
+
+    with walk([tmp_path]) as found:
+        assert sorted(by_name(found)) == ["big.mp4", "deep.mp4"]
+        problems = {Path(location).name: reason for location, reason in found.problems}
+    assert problems["deep.json"] == "not read: its JSON is nested too deeply"
+    assert problems["index.json"] == "not read: its JSON is nested too deeply"
+    assert problems["broken.json"].startswith("not valid JSON")
+    assert problems["big.json"] == "not read: over 1 MiB"
+
+
+def test_links_out_of_the_folder_are_reported_and_never_read(tmp_path, clip):
+    outside = clip(tmp_path / "private" / "secret.mp4", 1)
+    (tmp_path / "private" / "keys.json").write_text('{"prompt": "a secret"}')
+    src = tmp_path / "src"
+    clip(src / "real.mp4", 2)
+    (src / "escape.mp4").symlink_to(outside)
+    (src / "real.json").symlink_to(tmp_path / "private" / "keys.json")
+    (src / "alias.mp4").symlink_to(src / "real.mp4")  # inside: followed
+    (src / "elsewhere").symlink_to(tmp_path / "private", target_is_directory=True)
+
+    with walk([src]) as found:
+        videos = by_name(found)
+        problems = dict(found.problems)
+    assert set(videos) == {"real.mp4", "alias.mp4"}
+    assert videos["alias.mp4"].local_path == (src / "real.mp4").resolve()
+    assert videos["real.mp4"].metadata.get("prompt") is None
+    outside_links = {str(src / n) for n in ("escape.mp4", "real.json", "elsewhere")}
+    assert set(problems) == outside_links
+    assert all("outside the folder" in reason for reason in problems.values())
+
+
+def test_one_named_file_reads_its_own_sidecars_not_every_manifest_beside_it(tmp_path, clip):
+    video = clip(tmp_path / "one.mp4", 1)
+    (tmp_path / "one.txt").write_text("its prompt")
+    (tmp_path / "huge.json").write_text("[" * 200_000 + "]" * 200_000)
+    (tmp_path / "other.csv").write_text("filename,prompt\none.mp4,from a stranger's csv\n")
+
+    with walk([video]) as found:
+        (candidate,) = found.candidates
+        assert found.problems == []
+    assert candidate.metadata.get("prompt") == "its prompt"
+
+
+def test_an_export_manifest_describes_only_the_files_it_names(tmp_path, clip):
+    clip(tmp_path / "out" / "videos" / "x.mp4", 1)
+    clip(tmp_path / "out" / "other" / "x.mp4", 2)  # the same name, elsewhere
+    entry = {"id": "video_" + "a" * 32, "file": "videos/x.mp4", "prompt": "the real x"}
+    document = {"format": "moviola.export", "version": 1, "videos": [entry]}
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(document))
+
+    with walk([tmp_path / "out"]) as found:
+        videos = {c.location: c for c in found.candidates}
+    named = videos[str(tmp_path / "out" / "videos" / "x.mp4")]
+    other = videos[str(tmp_path / "out" / "other" / "x.mp4")]
+    assert named.source == "export" and named.metadata.get("prompt") == "the real x"
+    assert other.source == "folder" and other.metadata.get("prompt") is None

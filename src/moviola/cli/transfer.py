@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import typer
@@ -92,27 +94,42 @@ def import_videos(
         with Library(settings, owner=owner, dry_run=dry_run) as library:
             found = walking.walk(list(sources or []))
             try:
-                candidates = list(found.candidates)
+                listed = len(found.candidates) + len(found.problems)
                 if from_api:
                     from moviola.importer.remote import VideosApi
 
-                    api = VideosApi(from_api, api_key, page_size=page_size)
-                    with console.status(f"listing the videos of {api.base_url}"):
-                        candidates += list(api.candidates())
-                total_bytes = sum(c.size or 0 for c in candidates)
+                    api = VideosApi(
+                        from_api,
+                        api_key,
+                        page_size=page_size,
+                        max_bytes=settings.max_import_bytes,
+                    )
+                total_bytes = sum(c.size or 0 for c in found.candidates)
                 done_word = "to import" if dry_run else "imported"
-                tally = {done_word: 0, "duplicate": 0, "failed": 0}
+                tally = {done_word: 0, "duplicate": 0, "skipped": 0, "failed": 0}
                 done_bytes = 0
                 with _bar(console) as bar:
                     task = bar.add_task(
                         "checking" if dry_run else "importing",
-                        total=len(candidates) + len(found.problems),
+                        total=listed,
                         bytes="",
                         tally="",
                     )
 
+                    def one_more() -> None:
+                        nonlocal listed
+                        listed += 1
+                        bar.update(task, total=listed)
+
+                    candidates: Iterable = found.candidates
+                    if api is not None:
+                        # Imported as they are listed: the total grows as the pages come in.
+                        candidates = itertools.chain(
+                            candidates, _counted(api.candidates(), one_more)
+                        )
+
                     def show() -> None:
-                        of = f" / {_human(total_bytes)}" if total_bytes else ""
+                        of = f" / {_human(total_bytes)}" if total_bytes and not from_api else ""
                         shown = ", ".join(f"{n} {k}" for k, n in tally.items() if n)
                         bar.update(task, bytes=f"{_human(done_bytes)}{of}", tally=shown)
 
@@ -122,11 +139,9 @@ def import_videos(
                         show()
 
                     def on_outcome(outcome) -> None:
-                        key = {
-                            "would_import": done_word,
-                            "imported": done_word,
-                            "skipped": "failed",
-                        }.get(outcome.status, outcome.status)
+                        key = {"would_import": done_word, "imported": done_word}.get(
+                            outcome.status, outcome.status
+                        )
                         tally[key] = tally.get(key, 0) + 1
                         bar.advance(task)
                         show()
@@ -149,6 +164,12 @@ def import_videos(
             raise typer.Exit(1)
 
 
+def _counted(candidates: Iterator, grow: Callable[[], None]) -> Iterator:
+    for candidate in candidates:
+        grow()
+        yield candidate
+
+
 def _summary(report) -> None:
     out = Console(highlight=False, soft_wrap=True)  # piped: a line per line
     counts = report.counts()
@@ -160,14 +181,16 @@ def _summary(report) -> None:
         out.print(
             f"dry run: {counts['would_import']} would be imported, "
             f"{counts['duplicate']} already in the library, "
-            f"{counts['failed'] + counts['skipped']} failed; nothing was written"
+            + (f"{counts['skipped']} skipped, " if counts["skipped"] else "")
+            + f"{counts['failed']} failed; nothing was written"
         )
     else:
         imported = sum(o.bytes or 0 for o in report.outcomes if o.status == "imported")
         out.print(
             f"imported {counts['imported']} ({_human(imported)}), "
             f"skipped {counts['duplicate']} as duplicate, "
-            f"failed {counts['failed'] + counts['skipped']}"
+            + (f"{counts['skipped']} not ready on their server, " if counts["skipped"] else "")
+            + f"failed {counts['failed']}"
         )
         if report.lineage_linked or report.lineage_missing:
             out.print(
@@ -178,6 +201,10 @@ def _summary(report) -> None:
                     else ""
                 )
             )
+    for video_id, why in report.lineage_refused:
+        out.print(f"[yellow]lineage not linked[/yellow] {video_id}: {why}")
+    for outcome in report.skipped:
+        out.print(f"[yellow]skipped[/yellow] {outcome.location}: {outcome.reason}")
     for outcome in report.failed:
         out.print(f"[red]failed[/red] {outcome.location}: {outcome.reason}")
 
@@ -219,7 +246,13 @@ def export_videos(
         )
         rows = selected(settings, filters)
         console = Console(stderr=True)
-        total = sum(((r.files or {}).get("video") or {}).get("bytes") or 0 for r in rows)
+        # Every file written: the videos and their previews.
+        total = sum(
+            described.get("bytes") or 0
+            for row in rows
+            for described in (row.files or {}).values()
+            if described.get("expired_at") is None
+        )
         done = 0
         with _bar(console) as bar:
             task = bar.add_task("exporting", total=len(rows), bytes="", tally="")

@@ -10,13 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moviola.errors import MediaError
-
-# Demuxers a video may be read through (as in `moviola.media.probe`): none of them reads
-# other files named inside the one given.
-_OPEN_OPTIONS = {
-    "format_whitelist": "mov,matroska,webm,avi,mpegts,mpeg,flv,ogg,asf,gif",
-    "protocol_whitelist": "file",
-}
+from moviola.media.formats import suffix_for
+from moviola.media.probe import OPEN_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -31,24 +26,27 @@ def read_container(path: Path) -> Container:
     import av
 
     try:
-        with av.open(str(path), container_options=_OPEN_OPTIONS) as container:
+        with av.open(str(path), container_options=OPEN_OPTIONS) as container:
             names = set(container.format.name.split(","))
             tags = {str(k): str(v) for k, v in (container.metadata or {}).items()}
             codecs = {s.codec_context.name for s in container.streams.video}
     except av.FFmpegError as err:
         raise MediaError(f"{path}: not a readable video ({err})") from err
+    kind, mime = _kind(names, tags, codecs)
+    return Container(kind, mime, suffix_for(mime, f".{kind}"), tags)
+
+
+def _kind(names: set[str], tags: dict[str, str], codecs: set[str]) -> tuple[str, str]:
     if "gif" in names:
-        return Container("gif", "image/gif", ".gif", tags)
+        return "gif", "image/gif"
     if "mov" in names or "mp4" in names:
-        brand = tags.get("major_brand", "").strip()
-        if brand == "qt":
-            return Container("mov", "video/quicktime", ".mov", tags)
-        return Container("mp4", "video/mp4", ".mp4", tags)
+        if tags.get("major_brand", "").strip() == "qt":
+            return "mov", "video/quicktime"
+        return "mp4", "video/mp4"
     if "matroska" in names or "webm" in names:
         if codecs and codecs <= {"vp8", "vp9", "av1"}:
-            return Container("webm", "video/webm", ".webm", tags)
-        return Container("mkv", "video/x-matroska", ".mkv", tags)
+            return "webm", "video/webm"
+        return "mkv", "video/x-matroska"
     if "avi" in names:
-        return Container("avi", "video/x-msvideo", ".avi", tags)
-    first = sorted(names)[0]
-    return Container(first, "application/octet-stream", f".{first}", tags)
+        return "avi", "video/x-msvideo"
+    return sorted(names)[0], "application/octet-stream"

@@ -23,18 +23,8 @@ from moviola import __version__, media
 from moviola.config import Settings
 from moviola.errors import InvalidRequestError
 from moviola.importer import manifest
+from moviola.media import formats
 from moviola.store.models import Video
-
-_SUFFIX = {
-    "video/mp4": ".mp4",
-    "video/quicktime": ".mov",
-    "video/webm": ".webm",
-    "video/x-matroska": ".mkv",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-}
 
 
 @dataclass
@@ -131,7 +121,7 @@ def _write_all(
             if described.get("expired_at") is not None or not path.is_file():
                 continue
             mime = described.get("mime") or _default_mime(variant)
-            suffix = _SUFFIX.get(mime, path.suffix)
+            suffix = formats.suffix_for(mime, path.suffix)
             name = f"{manifest.VIDEO_FOLDER}/{row.id}"
             name += suffix if variant == "video" else f"{manifest.PREVIEW_SUFFIX[variant]}{suffix}"
             writer.add(path, name)
@@ -151,7 +141,7 @@ def _write_all(
         if on_video is not None:
             on_video(row, sent)
     document = manifest.document(entries, time.time(), f"Moviola {__version__}")
-    writer.add_bytes(json.dumps(document, indent=2, ensure_ascii=False).encode(), "manifest.json")
+    writer.add_bytes(json.dumps(document, indent=2, ensure_ascii=False).encode(), manifest.NAME)
 
 
 def _default_mime(variant: str) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from moviola.importer.metadata import iso, parse_time
+from moviola.importer.metadata import iso, made_at
 from moviola.store.models import Video
 
 FORMAT = "moviola.export"
 VERSION = 1
+NAME = "manifest.json"  # at the top of an export
 
 # Where each file of a video goes inside the export, and the suffix of each variant.
 VIDEO_FOLDER = "videos"
@@ -82,7 +83,7 @@ def restored(entry: dict[str, Any]) -> dict[str, Any]:
         "engine_model": entry.get("engine_model"),
         "params": entry.get("params") if isinstance(entry.get("params"), dict) else {},
         "result": entry.get("result") if isinstance(entry.get("result"), dict) else {},
-        "completed_at": parse_time(entry.get("completed_at")),
-        "created_at": parse_time(entry.get("created_at_unix")),
+        "completed_at": made_at(entry.get("completed_at")),
+        "created_at": made_at(entry.get("created_at_unix")),
         "origin": entry.get("origin") if isinstance(entry.get("origin"), dict) else None,
     }

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -40,6 +41,10 @@ LIST_KEYS = ("videos", "data", "items", "generations", "entries")
 
 MAX_SIDECAR_BYTES = 1 << 20
 MAX_MANIFEST_BYTES = 64 << 20
+# Bounds of what a video's metadata may say (its columns are short, and the API shows it).
+MAX_SECONDS = 86_400
+MAX_ID_CHARS = 200
+LATEST_AHEAD_S = 86_400  # clocks differ: a video "made" up to a day ahead is still believed
 
 
 @dataclass
@@ -51,16 +56,23 @@ class Recovered:
     extra: dict[str, Any] = field(default_factory=dict)  # everything else a source said
 
     def offer(self, name: str, value: Any, where: str) -> None:
-        """Take `value` for `name` unless a more trusted source already gave one."""
+        """Take `value` for `name` unless a more trusted source already gave one. A value no
+        library could hold (a date in the year 3000, a 20-digit duration) is left out, and
+        `found` says so unless a later source gives a good one."""
         if name in self.values or value is None or value == "":
             return
         if name == "created_at":
-            value = parse_time(value)
+            value = made_at(value)
             if value is None:
+                self._refuse(name, where, "not a date between 1970 and now")
                 return
         elif name in ("original_id", "remixed_from", "source_video", "model", "seconds", "size"):
             value = str(value).strip()
             if not value:
+                return
+            why = _invalid(name, value)
+            if why is not None:
+                self._refuse(name, where, why)
                 return
         elif isinstance(value, str):
             value = value.strip()
@@ -68,6 +80,9 @@ class Recovered:
                 return
         self.values[name] = value
         self.found[name] = where
+
+    def _refuse(self, name: str, where: str, why: str) -> None:
+        self.found.setdefault(name, f"ignored: {where} ({why})")
 
     def offer_mapping(self, data: dict[str, Any], where: str) -> None:
         """Take every known field of a JSON object (a sidecar, a manifest entry, an API row)."""
@@ -86,42 +101,69 @@ class Recovered:
         return self.values.get(name, default)
 
 
+def made_at(value: Any) -> float | None:
+    """When a video was made, as `parse_time` reads it; None unless between 1970 and a day from
+    now (a video cannot have been made before or after that, and other times break readers)."""
+    seconds = parse_time(value)
+    if seconds is None or not 0 <= seconds <= time.time() + LATEST_AHEAD_S:
+        return None
+    return seconds
+
+
 def parse_time(value: Any) -> float | None:
     """Unix seconds (or milliseconds) or an ISO 8601 string → Unix seconds; None if neither."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            return None
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
-        return seconds if math.isfinite(seconds) and seconds > 0 else None
-    if not isinstance(value, str) or not value.strip():
+        return seconds if math.isfinite(seconds) else None
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
         return None
     text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    if re.fullmatch(r"\d{1,20}(\.\d{1,9})?", text):
         return parse_time(float(text))
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
 
 
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # a row written before dates were checked
+        return None
+
+
+class MetadataError(ValueError):
+    """A metadata file that cannot be read; the message says why, for the report."""
+
+
+def load_json(data: bytes) -> Any:
+    """Parsed JSON, or MetadataError: a file nested so deep it would exhaust the stack is as
+    unreadable as one that is not JSON at all, and neither may stop an import."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise MetadataError("not read: its JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MetadataError(f"not valid JSON ({err})") from None
 
 
 def read_sidecar_json(data: bytes, where: str = "sidecar json") -> Recovered:
-    """A `<stem>.json` beside a video: one object describing it."""
+    """A `<stem>.json` beside a video: one object describing it (MetadataError if unreadable)."""
     recovered = Recovered()
-    try:
-        parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return recovered
+    parsed = load_json(data)
     if isinstance(parsed, dict):
         recovered.offer_mapping(parsed, where)
         recovered.extra = {k: v for k, v in parsed.items() if _small(v)}
@@ -144,6 +186,7 @@ class ManifestEntries:
     by_path: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exact: bool = False  # by path only (an export manifest names every file it holds)
 
     def add(self, entry: dict[str, Any], folder: PurePosixPath) -> None:
         for key in FILE_KEYS:
@@ -160,6 +203,8 @@ class ManifestEntries:
                 break
 
     def find(self, path: PurePosixPath) -> dict[str, Any] | None:
+        if self.exact:
+            return self.by_path.get(str(path))
         return (
             self.by_path.get(str(path))
             or self.by_name.get(path.name)
@@ -170,17 +215,14 @@ class ManifestEntries:
 
 def manifest_entries(data: bytes, name: str) -> list[dict[str, Any]] | None:
     """The video entries of a manifest file (`.json` listing many videos, or a `.csv`), or None
-    when the file is not one."""
+    when the file is not one; MetadataError when it cannot be parsed."""
     if name.lower().endswith(".csv"):
         try:
             rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-        except (UnicodeDecodeError, csv.Error):
-            return None
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise MetadataError(f"not a readable CSV file ({err})") from None
         return [dict(row) for row in rows] or None
-    try:
-        parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    parsed = load_json(data)
     items = parsed
     if isinstance(parsed, dict):
         items = next((parsed[k] for k in LIST_KEYS if isinstance(parsed.get(k), list)), None)
@@ -218,4 +260,23 @@ def sidecar_names(name: str) -> tuple[str, ...]:
 
 
 def _small(value: Any) -> bool:
-    return len(json.dumps(value, default=str)) <= 4096
+    try:
+        return len(json.dumps(value, default=str)) <= 4096
+    except (ValueError, RecursionError):
+        return False
+
+
+def _invalid(name: str, value: str) -> str | None:
+    """Why `value` cannot be this field's (its column is short, and the API shows it)."""
+    if name == "seconds":
+        try:
+            number = float(value)
+        except ValueError:
+            return "not a number"
+        if not (re.fullmatch(r"\d{1,6}(\.\d{1,3})?", value) and 0 < number <= MAX_SECONDS):
+            return f"not a duration between 0 and {MAX_SECONDS} seconds"
+    elif name == "size" and not re.fullmatch(r"\d{1,5}x\d{1,5}", value):
+        return "not WIDTHxHEIGHT"
+    elif len(value) > MAX_ID_CHARS:
+        return f"longer than {MAX_ID_CHARS} characters"
+    return None

@@ -7,13 +7,20 @@ few hundred kilobytes, not gigabytes.
 
 from __future__ import annotations
 
+import io
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from moviola import media
 from moviola.errors import MediaError
+from moviola.media import formats
+from moviola.media.probe import OPEN_OPTIONS
 
+MAX_PREVIEW_BYTES = 32 << 20  # a source's own thumbnail or spritesheet, at most
 SPRITE_TILES = 25
 PREVIEW_WIDTH = 480  # wide enough for a sharp thumbnail and 160-pixel sprite tiles
 
@@ -29,7 +36,7 @@ def sample_frames(path: Path, info: media.VideoInfo, count: int = SPRITE_TILES) 
     height = max(2, round(info.height * width / info.width))
     kept: list[np.ndarray] = []
     try:
-        with av.open(str(path), container_options={"protocol_whitelist": "file"}) as container:
+        with av.open(str(path), container_options=OPEN_OPTIONS) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             targets = iter(wanted)
@@ -55,3 +62,26 @@ def write_previews(video: Path, info: media.VideoInfo, thumbnail: Path, sprite: 
         media.write_thumbnail(frames, thumbnail)
     if not sprite.exists():
         media.write_spritesheet(frames, sprite)
+
+
+def preview_image(opener: Callable[[], IO[bytes]]) -> tuple[bytes, str]:
+    """A source's own preview image, checked: its bytes and media type. Raises MediaError when
+    it is too large (in bytes or pixels), not a WebP, JPEG or PNG, or damaged."""
+    from PIL import Image
+
+    with opener() as stream:
+        data = stream.read(MAX_PREVIEW_BYTES + 1)
+    if len(data) > MAX_PREVIEW_BYTES:
+        raise MediaError(f"over {MAX_PREVIEW_BYTES >> 20} MiB")
+    with warnings.catch_warnings():
+        # Pillow warns of what the pixel count below refuses outright.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data))
+    with image:
+        if image.width * image.height > media.MAX_IMAGE_PIXELS:
+            raise MediaError(f"{image.width}x{image.height}: too many pixels")
+        mime = formats.IMAGE_TYPES.get(image.format or "")
+        if mime is None:
+            raise MediaError(f"not a WebP, JPEG or PNG image ({image.format})")
+        image.verify()
+    return data, mime

@@ -21,6 +21,7 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     lineage_linked: int = 0
     lineage_missing: int = 0
+    lineage_refused: list[tuple[str, str]] = field(default_factory=list)  # (video id, why)
     cleaned: int = 0  # leftovers of an earlier, interrupted import removed first
 
     def counts(self) -> dict[str, int]:
@@ -32,7 +33,12 @@ class Report:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "skipped")]
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        """Nothing to import (a video not completed on its server): not a failure."""
+        return [o for o in self.outcomes if o.status == "skipped"]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,7 +47,11 @@ class Report:
             "finished_at": iso(self.finished_at),
             "counts": self.counts(),
             "bytes_imported": sum(o.bytes or 0 for o in self.outcomes if o.status == "imported"),
-            "lineage": {"linked": self.lineage_linked, "parents_missing": self.lineage_missing},
+            "lineage": {
+                "linked": self.lineage_linked,
+                "parents_missing": self.lineage_missing,
+                "refused": [{"video_id": v, "reason": why} for v, why in self.lineage_refused],
+            },
             "cleaned_up": self.cleaned,
             "videos": [o.as_dict() for o in self.outcomes],
         }

@@ -12,7 +12,6 @@ its compressed size (a zip bomb): both are reported, never read.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -26,7 +25,9 @@ from moviola.importer.metadata import (
     MAX_MANIFEST_BYTES,
     MAX_SIDECAR_BYTES,
     ManifestEntries,
+    MetadataError,
     Recovered,
+    load_json,
     manifest_entries,
     read_sidecar_json,
     read_sidecar_text,
@@ -55,7 +56,8 @@ class Candidate:
     local_path: Path | None = None  # set when the bytes are a plain file on this machine
     previews: dict[str, Callable[[], IO[bytes]]] = field(default_factory=dict)
     export_entry: dict[str, Any] | None = None
-    refused: str | None = None  # why it must not be read at all
+    refused: str | None = None  # why it must not be read at all (a failure)
+    skipped: str | None = None  # why there is nothing to import (not a failure)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def walk(paths: list[Path]) -> Found:
         elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
             _walk_zip(path, found)
         elif path.suffix.lower() in VIDEO_SUFFIXES:
-            tree = _FolderTree(path.parent, only=path.name)
+            tree = _FolderTree(path.parent, found.problems, only=path.name)
             found.candidates.extend(_candidates(tree, found.problems))
         else:
             found.problems.append((str(path), "not a video, a folder or a ZIP archive"))
@@ -98,10 +100,11 @@ def walk(paths: list[Path]) -> Found:
 
 
 def _walk_folder(root: Path, found: Found) -> None:
-    found.candidates.extend(_candidates(_FolderTree(root), found.problems))
-    for archive in sorted(root.rglob("*.zip")):
-        if not any(part.startswith(".") for part in archive.relative_to(root).parts):
-            _walk_zip(archive, found)
+    tree = _FolderTree(root, found.problems)
+    found.candidates.extend(_candidates(tree, found.problems))
+    for name in tree.files():
+        if name.suffix.lower() == ".zip":
+            _walk_zip(tree.local_path(name), found)
 
 
 def _walk_zip(path: Path, found: Found) -> None:
@@ -140,26 +143,55 @@ class _Tree:
     def local_path(self, name: PurePosixPath) -> Path | None:
         return None
 
-    def read(self, name: PurePosixPath, limit: int) -> bytes | None:
-        """A small file's bytes; None when it is missing, refused or over `limit`."""
-        if self.refused(name) or self.size(name) > limit:
-            return None
+    def read(self, name: PurePosixPath, limit: int) -> bytes:
+        """A small file's bytes; MetadataError when it is refused, unreadable or over `limit`
+        (so the report can say which metadata was left out, and why)."""
+        why = self.refused(name)
+        if why:
+            raise MetadataError(why)
+        if self.size(name) > limit:
+            raise MetadataError(f"not read: over {limit >> 20} MiB")
         try:
             with self.opener(name)() as stream:
-                return stream.read(limit + 1)[:limit]
-        except (OSError, zipfile.BadZipFile):
-            return None
+                data = stream.read(limit + 1)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise MetadataError(f"could not read it ({err})") from None
+        if len(data) > limit:  # it grew since it was listed
+            raise MetadataError(f"not read: over {limit >> 20} MiB")
+        return data
 
 
 class _FolderTree(_Tree):
-    def __init__(self, root: Path, only: str | None = None):
+    """A folder on this machine. A link is followed only where it leads to a file inside the
+    folder: one leading out of it (to `~/.ssh`, to `/etc`) is reported and never read."""
+
+    def __init__(self, root: Path, problems: list[tuple[str, str]], only: str | None = None):
         self.root = root
         self.only = only
         self._files: list[PurePosixPath] = []
+        self._real: dict[PurePosixPath, Path] = {}
+        inside = root.resolve()
+        # One file named: what describes it is all of its folder that this import reads.
+        wanted = None if only is None else {only, manifest.NAME, *sidecar_names(only)}
         for folder, dirs, names in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             relative = PurePosixPath(Path(folder).relative_to(root).as_posix())
-            self._files.extend(relative / n for n in sorted(names) if not n.startswith("."))
+            for name in sorted(d for d in dirs if Path(folder, d).is_symlink()):
+                if not _within(Path(folder, name).resolve(), inside):
+                    problems.append((str(Path(folder, name)), _OUTSIDE))
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith(".") or (wanted is not None and name not in wanted):
+                    continue
+                path = Path(folder, name)
+                if path.is_symlink():
+                    target = path.resolve()
+                    # The one file a person named may be a link; links met in a walk may not
+                    # lead out of the folder that was named.
+                    if name != only and not _within(target, inside):
+                        problems.append((str(path), _OUTSIDE))
+                        continue
+                    self._real[relative / name] = target
+                self._files.append(relative / name)
             if only is not None:
                 break
 
@@ -168,19 +200,32 @@ class _FolderTree(_Tree):
 
     def size(self, name: PurePosixPath) -> int:
         try:
-            return (self.root / name).stat().st_size
+            return self.local_path(name).stat().st_size
         except OSError:
             return 0
 
     def opener(self, name: PurePosixPath) -> Callable[[], IO[bytes]]:
-        path = self.root / name
-        return lambda: open(path, "rb")
+        path = self.local_path(name)
+        return lambda: open_local(path)
 
     def location(self, name: PurePosixPath) -> str:
         return str(self.root / name)
 
-    def local_path(self, name: PurePosixPath) -> Path | None:
-        return self.root / name
+    def local_path(self, name: PurePosixPath) -> Path:
+        return self._real.get(name) or self.root / name
+
+
+_OUTSIDE = "skipped: a link to somewhere outside the folder being imported"
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def open_local(path: Path) -> IO[bytes]:
+    """A file of a folder being imported, for reading; never through a link (one put in its
+    place after the walk is refused, not followed)."""
+    return os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
 
 
 class _ZipTree(_Tree):
@@ -249,6 +294,13 @@ def _candidates(tree: _Tree, problems: list[tuple[str, str]]) -> Iterator[Candid
     sidecars = {f.parent / n for f in videos for n in sidecar_names(f.name)} & present
     exports, others = _manifests(tree, [f for f in files if f not in sidecars], problems)
 
+    def read(path: PurePosixPath) -> bytes | None:
+        try:
+            return tree.read(path, MAX_SIDECAR_BYTES)
+        except MetadataError as err:
+            problems.append((tree.location(path), str(err)))
+            return None
+
     for name in videos:
         entry = exports.find(name)
         recovered = Recovered()
@@ -271,26 +323,34 @@ def _candidates(tree: _Tree, problems: list[tuple[str, str]]) -> Iterator[Candid
                     preview = name.parent / PurePosixPath(described["file"]).name
                     if preview in present and not tree.refused(preview):
                         candidate.previews[variant] = tree.opener(preview)
+        texts = []
         for sidecar in sidecar_names(name.name):
             path = name.parent / sidecar
             if path not in present:
                 continue
-            data = tree.read(path, MAX_SIDECAR_BYTES)
+            if sidecar.endswith(".txt"):
+                texts.append(path)
+                continue
+            data = read(path)
             if data is None:
                 continue
-            if sidecar.endswith(".json"):
+            try:
                 side = read_sidecar_json(data)
-                for field_name, value in side.values.items():
-                    recovered.offer(field_name, value, side.found[field_name])
-                recovered.extra.update(side.extra)
+            except MetadataError as err:
+                problems.append((tree.location(path), str(err)))
+                continue
+            for field_name, value in side.values.items():
+                recovered.offer(field_name, value, side.found[field_name])
+            for field_name, note in side.found.items():
+                if field_name not in side.values:
+                    recovered.found.setdefault(field_name, note)
+            recovered.extra.update(side.extra)
         for listed in others.find_all(name):
             recovered.offer_mapping(listed, "manifest")
-        for sidecar in sidecar_names(name.name):
-            path = name.parent / sidecar
-            if sidecar.endswith(".txt") and path in present:
-                data = tree.read(path, MAX_SIDECAR_BYTES)
-                if data is not None:
-                    recovered.offer("prompt", read_sidecar_text(data), "sidecar txt")
+        for path in texts:
+            data = read(path)
+            if data is not None:
+                recovered.offer("prompt", read_sidecar_text(data), "sidecar txt")
         yield candidate
 
 
@@ -298,40 +358,39 @@ def _manifests(
     tree: _Tree, files: list[PurePosixPath], problems: list[tuple[str, str]]
 ) -> tuple[_ManifestIndex, _ManifestIndex]:
     """Moviola export manifests, and other manifests listing many videos (JSON or CSV)."""
-    exports, others = _ManifestIndex(), _ManifestIndex()
+    exports, others = _ManifestIndex(exact=True), _ManifestIndex()
     for name in files:
         if name.suffix.lower() not in (".json", ".csv"):
             continue
-        data = tree.read(name, MAX_MANIFEST_BYTES)
-        if data is None:
-            continue
-        if name.suffix.lower() == ".json":
-            try:
-                parsed = json.loads(data)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            if manifest.is_export(parsed):
-                why = manifest.check_version(parsed)
-                if why is not None:
-                    problems.append((tree.location(name), why))
+        try:
+            data = tree.read(name, MAX_MANIFEST_BYTES)
+            if name.suffix.lower() == ".json":
+                parsed = load_json(data)
+                if manifest.is_export(parsed):
+                    why = manifest.check_version(parsed)
+                    if why is not None:
+                        problems.append((tree.location(name), why))
+                        continue
+                    items = [i for i in parsed.get("videos") or [] if isinstance(i, dict)]
+                    exports.add(items, name.parent)
                     continue
-                items = [i for i in parsed.get("videos") or [] if isinstance(i, dict)]
-                exports.add(items, name.parent)
-                continue
-        others.add(manifest_entries(data, name.name) or [], name.parent)
+            others.add(manifest_entries(data, name.name) or [], name.parent)
+        except MetadataError as err:
+            problems.append((tree.location(name), str(err)))
     return exports, others
 
 
 class _ManifestIndex:
     """Entries of the manifests in one tree, found by a video's path within the tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = False) -> None:
+        self.exact = exact
         self.by_folder: dict[PurePosixPath, list[ManifestEntries]] = {}
 
     def add(self, items: list[dict[str, Any]], folder: PurePosixPath) -> None:
         if not items:
             return
-        entries = ManifestEntries()
+        entries = ManifestEntries(exact=self.exact)
         for item in items:
             entries.add(item, folder)
         self.by_folder.setdefault(folder, []).append(entries)

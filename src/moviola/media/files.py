@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _HASH_CHUNK = 1 << 20
@@ -47,12 +47,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in chunks so a large video never sits in memory."""
+def sha256_file(
+    path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None
+) -> str:
+    """Hex SHA-256 of a file, read in chunks so a large video never sits in memory;
+    `on_bytes(n)` is told of each chunk read (for a progress bar)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
     return digest.hexdigest()
 
 

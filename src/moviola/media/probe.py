@@ -68,7 +68,8 @@ _DEMUXERS = (
     "bmp_pipe",
     "tiff_pipe",
 )
-_OPEN_OPTIONS = {"format_whitelist": ",".join(_DEMUXERS), "protocol_whitelist": "file"}
+# What any reader of a video passes to `av.open`: the demuxers above, local files only.
+OPEN_OPTIONS = {"format_whitelist": ",".join(_DEMUXERS), "protocol_whitelist": "file"}
 # Read the clock only every so many packets: a syscall per packet would dominate the scan.
 _DEADLINE_EVERY = 256
 
@@ -267,7 +268,7 @@ def _open(source: VideoSource, label: str, timeout_s: float) -> Iterator[InputCo
 
     target = os.fspath(source) if isinstance(source, (str, os.PathLike)) else source
     try:
-        container = av.open(target, mode="r", timeout=timeout_s, container_options=_OPEN_OPTIONS)
+        container = av.open(target, mode="r", timeout=timeout_s, container_options=OPEN_OPTIONS)
     except av.FFmpegError as err:
         # EINVAL at open is FFmpeg refusing a demuxer outside the allowed list.
         why = "not a supported video format" if err.errno == errno.EINVAL else _reason(err)

@@ -1,0 +1,28 @@
+"""Media types and the file suffixes that go with them: one table for every part of Moviola.
+
+A file is stored and served under the type its bytes have; its name (in the blob folder, in an
+export, in a download's `content-disposition`) takes the suffix this table gives that type.
+"""
+
+from __future__ import annotations
+
+# Media type → the suffix a file of that type is named with.
+SUFFIXES: dict[str, str] = {
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+}
+
+# Pillow's name for an image format → its media type (the still formats previews may have).
+IMAGE_TYPES: dict[str, str] = {"WEBP": "image/webp", "JPEG": "image/jpeg", "PNG": "image/png"}
+
+
+def suffix_for(media_type: str, default: str = "") -> str:
+    """The suffix for `media_type`, or `default` for a type this table does not know."""
+    return SUFFIXES.get(media_type, default)
