@@ -34,6 +34,9 @@ format: setup
 bench: setup
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/api_load.py
+	$(BIN)/python benchmarks/studio_library.py
+	$(BIN)/python benchmarks/provenance_cost.py
+	$(BIN)/python benchmarks/cluster_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

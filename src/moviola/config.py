@@ -10,7 +10,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -79,6 +79,35 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
     webhook_max_attempts: int = 12  # about a day of retries, then the event is left
 
+    # Trust: content credentials, visible mark, moderation, audit (see docs/trust.md).
+    c2pa_cert: Path | None = None  # PEM chain, signer first; None: the development identity
+    c2pa_key: Path | None = None  # its PEM private key
+    c2pa_trust_anchors: Path | None = None  # PEM CAs whose signers read as "valid"
+    c2pa_sign: bool = True
+    watermark: str | None = None  # text burned into every frame; None or "": no mark
+    blocked_terms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    blocked_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    moderation_url: str | None = None  # an OpenAI-compatible …/v1/moderations endpoint
+    moderation_api_key: str | None = None
+    moderation_model: str | None = None  # sent as `model` when set
+    moderation_timeout_s: float = 10.0
+    nsfw_check: bool = False  # NudeNet on input frames and on every finished video
+    nsfw_threshold: float = 0.5
+    nsfw_sample_frames: int = 8
+    audit: bool = True
+    audit_retention_days: float = 0  # 0: keep the audit log forever
+
+    # Scale-out: where rendering runs (see docs/scale-out.md).
+    executor: Literal["local", "ray"] = "local"  # local: `workers` processes; ray: a cluster
+    ray_address: str | None = None  # HOST:PORT of the Ray head (its GCS port, 6379 by default)
+    ray_namespace: str = "moviola"  # one per Moviola deployment sharing a Ray cluster
+    ray_actors: int = 1  # render actors to keep: one per GPU of the cluster
+    ray_gpus_per_actor: float = 1.0  # 0: CPU-only actors
+    ray_cpus_per_actor: float = 1.0
+
+    # Import
+    max_import_bytes: int = 4 * 1024**3  # most one file downloaded by `import --from-api` may be
+
     @field_validator("model_aliases", mode="before")
     @classmethod
     def _parse_aliases(cls, value: Any) -> Any:
@@ -88,6 +117,27 @@ class Settings(BaseSettings):
             if any(len(pair) != 2 for pair in pairs):
                 raise ValueError("model_aliases must look like 'name=model,name=model'")
             value = {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("blocked_terms", mode="before")
+    @classmethod
+    def _parse_terms(cls, value: Any) -> Any:
+        """Comma-separated in the environment, a list in TOML."""
+        if isinstance(value, str):
+            value = [term.strip() for term in value.split(",") if term.strip()]
+        return value
+
+    @field_validator("blocked_patterns", mode="before")
+    @classmethod
+    def _parse_patterns(cls, value: Any) -> Any:
+        """One regular expression per line in the environment (commas occur in patterns)."""
+        if isinstance(value, str):
+            value = [line for line in value.splitlines() if line.strip()]
+        for pattern in value or []:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"blocked_patterns: {pattern!r} is not a regex: {err}") from None
         return value
 
     @field_validator("webhook_urls", mode="before")

@@ -48,6 +48,20 @@ class TooLargeError(InvalidRequestError):
     code = "too_large"
 
 
+class ServiceUnavailableError(MoviolaError):
+    """A service this request depends on (the operator's moderation endpoint) did not answer:
+    nothing the caller did wrong, and worth another try (the API answers 503)."""
+
+    code = "service_unavailable"
+
+
+class SigningError(MoviolaError):
+    """Content credentials could not be signed: the signing identity needs the operator's
+    attention; another attempt would fail the same way."""
+
+    code = "signing_failed"
+
+
 class TooManyRequestsError(MoviolaError):
     code = "rate_limit_exceeded"
 

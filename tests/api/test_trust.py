@@ -1,10 +1,13 @@
 """Trust through the API, with the official `openai` SDK against a real `moviola serve`: signed
 downloads, the credentials state in the response, blocked prompts, and the audit trail."""
 
+import io
 import json
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import openai
 import pytest
 from sqlalchemy import select
@@ -18,11 +21,19 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def moderation_endpoint():
-    """A real `/v1/moderations` on loopback that flags prompts about violence."""
+    """A real `/v1/moderations` on loopback that flags prompts about violence, and is down
+    (500) for prompts that say "outage"; `.asked` lists the prompts it was sent."""
+    asked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(body["input"])
+            if "outage" in body["input"]:
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             flagged = "violence" in body["input"]
             data = json.dumps(
                 {"results": [{"flagged": flagged, "categories": {"violence": flagged}}]}
@@ -38,7 +49,8 @@ def moderation_endpoint():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/moderations"
+    url = f"http://127.0.0.1:{server.server_port}/v1/moderations"
+    yield type("Endpoint", (str,), {"asked": asked})(url)
     server.shutdown()
     server.server_close()
 
@@ -114,3 +126,35 @@ def test_an_sdk_session_is_signed_moderated_and_audited(
         "create",
         "remix",
     ]
+
+
+def test_a_moderation_outage_answers_503_which_the_sdk_retries(
+    make_server, moderation_endpoint, small
+):
+    server = make_server(env={"MOVIOLA_MODERATION_URL": moderation_endpoint}).start()
+    client = server.client().with_options(max_retries=2)  # the SDK's default
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.videos.create(prompt="during an outage", **small)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "moderation_unavailable"
+    assert caught.value.body["type"] == "server_error"
+    # Not the caller's fault: the SDK tried again, as it does for any 5xx.
+    assert moderation_endpoint.asked == ["during an outage"] * 3
+    assert client.videos.list().data == []  # nothing queued
+
+
+def test_a_studio_zip_download_is_audited_like_an_api_download(make_server, small):
+    server = make_server().start()
+    client = server.client()
+    first = client.videos.create_and_poll(prompt="a heron", **small)
+    second = client.videos.create_and_poll(prompt="a boat", **small)
+    assert (first.status, second.status) == ("completed", "completed")
+    zipped = httpx.get(
+        f"{server.url}/library/download", params={"id": [first.id, second.id]}, timeout=60
+    )
+    assert zipped.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
+    assert sorted(names) == sorted([f"{first.id}.mp4", f"{second.id}.mp4"])
+    downloads = audit.query(server.sessions(), audit.Filter(action="download", actor=audit.LOCAL))
+    assert sorted(e["video_id"] for e in downloads) == sorted([first.id, second.id])
+    assert [e["detail"] for e in downloads] == [{"variant": "video", "archive": "zip"}] * 2

@@ -18,12 +18,12 @@ from moviola.store import audit, db
 MOVIOLA = str(Path(sys.executable).parent / "moviola")
 
 
-def moviola(*args, data_dir: Path):
+def moviola(*args, data_dir: Path, env: dict[str, str] | None = None):
     return subprocess.run(
         [MOVIOLA, *map(str, args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "MOVIOLA_DATA_DIR": str(data_dir), "COLUMNS": "200"},
+        env={**os.environ, "MOVIOLA_DATA_DIR": str(data_dir), "COLUMNS": "200", **(env or {})},
         timeout=120,
     )
 
@@ -85,6 +85,19 @@ def test_verify_fails_a_tampered_file_and_one_without_credentials(signed, tmp_pa
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
+def test_verify_tells_a_configuration_problem_from_an_invalid_file(signed, tmp_path):
+    _, remix = signed
+    missing = {"MOVIOLA_C2PA_TRUST_ANCHORS": str(tmp_path / "anchors.pem")}
+    done = moviola("verify", remix, data_dir=tmp_path / "data", env=missing)
+    assert done.returncode == 2  # not 1: nothing is known about the file yet
+    [line] = done.stderr.splitlines()
+    assert "cannot read the C2PA trust anchors" in line and "anchors.pem" in line
+    helped = moviola("verify", "--help", data_dir=tmp_path / "data").stdout
+    for line in ("0  intact", "1  invalid", "2  the check could not", "3  the file carries no"):
+        assert line in helped
+    assert "4  with --require-trusted" in helped
+
+
 def test_audit_lists_filters_and_exports(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -119,3 +132,8 @@ def test_audit_lists_filters_and_exports(tmp_path):
     assert wrong.returncode == 2 and "--action must be one of" in wrong.stderr
     bad_time = moviola("audit", "--since", "yesterday", data_dir=data_dir)
     assert bad_time.returncode == 2 and "ISO 8601" in bad_time.stderr
+    for limit in ("-1", "0"):  # not "everything"
+        refused = moviola("audit", "--limit", limit, data_dir=data_dir)
+        assert refused.returncode == 2 and "--limit must be 1 or more" in refused.stderr
+    newest = moviola("audit", "--limit", "1", "-f", "jsonl", data_dir=data_dir)
+    assert [json.loads(line)["action"] for line in newest.stdout.splitlines()] == ["moderation"]

@@ -4,6 +4,7 @@ check, which really runs on the frames a tiny model generates."""
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,8 +14,13 @@ from PIL import Image
 
 from moviola.config import Settings
 from moviola.engine import GenerationRequest
-from moviola.errors import ConflictError, InvalidRequestError
-from moviola.jobs.moderation import BLOCKED, FrameCheck, PromptPolicy
+from moviola.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from moviola.jobs.moderation import BLOCKED, MAX_ANSWER_BYTES, QUARANTINE, FrameCheck, PromptPolicy
 from moviola.jobs.service import Caller, Upload, VideoService
 from moviola.jobs.worker import Worker
 from moviola.store import audit, db
@@ -66,6 +72,49 @@ def moderation_endpoint():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/v1/moderations", seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def awkward_endpoint():
+    """A loopback endpoint that misbehaves as failing services do. `/trickle` sends its whole
+    answer, status line included, one byte every 0.7 s; `/huge` pads a valid answer with
+    2 MiB of spaces and no Content-Length; `/fine` answers at once, over a kept-alive
+    connection. It records which client port each request came from."""
+    ports: list[int] = []
+    answer = json.dumps({"results": [{"flagged": False, "categories": {}}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            ports.append(self.client_address[1])
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            try:
+                if self.path == "/trickle":
+                    whole = head + b"Content-Length: %d\r\n\r\n" % len(answer) + answer
+                    for byte in whole:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.7)
+                elif self.path == "/huge":
+                    self.close_connection = True
+                    self.wfile.write(head + b"Connection: close\r\n\r\n")
+                    self.wfile.write(b" " * (2 * MAX_ANSWER_BYTES) + answer)
+                else:
+                    self.wfile.write(head + b"Content-Length: %d\r\n\r\n" % len(answer) + answer)
+            except OSError:  # the client gave up: so do we
+                self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", ports
     server.shutdown()
     server.server_close()
 
@@ -140,9 +189,40 @@ def test_the_external_endpoint_decides_with_its_categories(tmp_path, moderation_
 def test_an_endpoint_that_fails_refuses_rather_than_lets_through(tmp_path, moderation_endpoint):
     url, _ = moderation_endpoint
     policy = PromptPolicy(Settings(data_dir=tmp_path, moderation_url=url))
-    with pytest.raises(InvalidRequestError) as caught:
+    # Not the caller's fault, and worth retrying: a 503 in the API, not a 400.
+    with pytest.raises(ServiceUnavailableError) as caught:
         policy.check("an outage")
-    assert caught.value.code == "moderation_unavailable"
+    assert not isinstance(caught.value, InvalidRequestError)
+    assert (caught.value.code, caught.value.param) == ("moderation_unavailable", "prompt")
+
+
+def test_the_timeout_bounds_the_whole_exchange_not_each_read(tmp_path, awkward_endpoint):
+    url, _ = awkward_endpoint
+    settings = Settings(data_dir=tmp_path, moderation_url=url + "/trickle", moderation_timeout_s=1)
+    policy = PromptPolicy(settings)
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailableError):
+        policy.check("a heron")
+    # Each byte came within the timeout; the answer as a whole never would have (~70 s).
+    assert time.monotonic() - started < 3
+    policy.close()
+
+
+def test_an_answer_too_large_to_be_one_is_refused(tmp_path, awkward_endpoint):
+    url, _ = awkward_endpoint
+    policy = PromptPolicy(Settings(data_dir=tmp_path, moderation_url=url + "/huge"))
+    with pytest.raises(ServiceUnavailableError):
+        policy.check("a heron")  # valid JSON after the padding, but not read that far
+    policy.close()
+
+
+def test_one_connection_serves_every_check(tmp_path, awkward_endpoint):
+    url, ports = awkward_endpoint
+    policy = PromptPolicy(Settings(data_dir=tmp_path, moderation_url=url + "/fine"))
+    for prompt in ("a heron", "a boat", "a lighthouse"):
+        assert policy.check(prompt) is None
+    assert len(ports) == 3 and len(set(ports)) == 1  # kept alive, not a client per call
+    policy.close()
 
 
 def test_a_blocked_create_queues_nothing_and_is_audited(tmp_path):
@@ -194,6 +274,26 @@ def test_a_flagged_output_fails_and_its_files_stay_for_admins(tmp_path, engine):
     assert kept.is_file() and Path(decision["detail"]["files"]) == kept.parent
     with pytest.raises(ConflictError):  # never served
         service.content(ME, job.id, "video")
+
+
+def test_deleting_a_blocked_video_keeps_its_files_for_admins(tmp_path, engine):
+    store = make_store(tmp_path, nsfw_check=True, nsfw_threshold=1e-6)
+    settings, sessions, blobs, service = store
+    worker = make_worker(store, engine)
+    job = service.create(ME, prompt="a heron", model="tiny", seconds="1", size="160x96")
+    assert worker.run_one()
+    kept = blobs.path(job.id, "video", attempt="w1").read_bytes()
+    service.delete(ME, job.id)  # the owner may delete it: it leaves their library ...
+    with pytest.raises(NotFoundError):
+        service.get(ME, job.id)
+    # ... but not the disk: the files move to the quarantine, out of the sweeper's reach.
+    assert not blobs.folder(job.id).exists()
+    quarantined = settings.data_dir / QUARANTINE / job.id
+    assert (quarantined / "w1" / "video.mp4").read_bytes() == kept
+    assert quarantined.stat().st_mode & 0o077 == 0
+    [deleted] = audit.query(sessions, audit.Filter(action="delete"))
+    assert deleted["video_id"] == job.id
+    assert deleted["detail"] == {"error_code": BLOCKED, "quarantined": str(quarantined)}
 
 
 def test_a_passing_output_completes_with_its_decision_logged(tmp_path, engine):

@@ -21,7 +21,7 @@ def png(color=(30, 200, 90)) -> Upload:
 
 
 def test_a_storyboard_renders_as_one_job_with_every_shot_kept(store, worker):
-    settings, sessions, blobs, service = store
+    _, _, blobs, service = store
     shots = [
         Shot("a lantern is lit", "1"),
         Shot("the wind blows it out", "0.5"),
@@ -51,7 +51,7 @@ def test_a_storyboard_renders_as_one_job_with_every_shot_kept(store, worker):
 
 
 def test_a_bad_storyboard_is_refused_and_leaves_nothing(store):
-    settings, sessions, blobs, service = store
+    settings, _, blobs, service = store
     with pytest.raises(InvalidRequestError) as caught:
         service.storyboard(ME, shots=[Shot("fine"), Shot("")], model="tiny", size="160x96")
     assert caught.value.param == "shots[1].prompt"

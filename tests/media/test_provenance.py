@@ -1,18 +1,27 @@
 """C2PA content credentials: the signing identity, signing Moviola's videos, reading them back."""
 
+import dataclasses
+import datetime as dt
 import logging
 import threading
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from moviola import __version__, media
 from moviola.engine import GenerationRequest, get_model
-from moviola.errors import InvalidRequestError
+from moviola.errors import InvalidRequestError, SigningError
 from moviola.jobs.render import render
 from moviola.jobs.trust import Stamp
 from moviola.media import provenance
 from moviola.media.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     TRAINED_ALGORITHMIC_MEDIA,
     load_identity,
     read_credentials,
@@ -31,6 +40,47 @@ def tiny_video(engine, tmp_path, identity):
     request = GenerationRequest("a heron", model="tiny", seconds=1, size=(160, 96), seed=4)
     files = render(engine, request, tmp_path / "heron.mp4", stamp=Stamp(identity=identity))
     return files
+
+
+def write_video(path: Path, container: str) -> Path:
+    """Eight frames in a container other than MP4, as a camera or a browser would make it."""
+    codec, pix_fmt = {"webm": ("libvpx", "yuv420p"), "gif": ("gif", "rgb8")}[container]
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for _ in range(8):
+            frame = rng.integers(0, 255, (48, 64, 3), np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate and key that C2PA's profile refuses: self-signed, no key usages."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "my own CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "self-signed.pem", tmp_path / "self-signed.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 def flip_bytes_in_mdat(path: Path) -> None:
@@ -109,6 +159,8 @@ def test_a_remix_carries_its_source_as_a_verifiable_ingredient(tiny_video, ident
         source_title="video_source.mp4",
     )
     assert [a["action"] for a in credentials["actions"]] == ["c2pa.created", "c2pa.edited"]
+    # The source's own credentials say a model made it: so is every frame of the remix.
+    assert credentials["actions"][1]["digital_source_type"] == TRAINED_ALGORITHMIC_MEDIA
     assert credentials["ingredients"] == [
         {"title": "video_source.mp4", "relationship": "parentOf", "state": "untrusted"}
     ]
@@ -116,6 +168,97 @@ def test_a_remix_carries_its_source_as_a_verifiable_ingredient(tiny_video, ident
     assert [depth for depth, _ in lineage] == [0, 1]
     assert lineage[1][1]["manifest_label"] == tiny_video.credentials["manifest_label"]
     assert lineage[1][1]["model"] == "tiny"
+
+
+@pytest.mark.parametrize("container", ["webm", "gif"])
+def test_a_source_in_another_container_is_an_ingredient_too(
+    container, tiny_video, identity, tmp_path
+):
+    # What a phone or a browser uploads for an edit: its type is read from its bytes.
+    source = write_video(tmp_path / f"camera.{container}", container)
+    edit = tmp_path / "edit.mp4"
+    edit.write_bytes(tiny_video.video.read_bytes())
+    credentials = sign_video(
+        edit,
+        identity,
+        generator="Moviola 9.9",
+        model_id="tiny",
+        model_licence=None,
+        edited_from=source,
+        source_title=f"upload.{container}",
+        title="video_edit.mp4",
+    )
+    assert credentials["errors"] == []
+    assert credentials["ingredients"] == [
+        {"title": f"upload.{container}", "relationship": "parentOf", "state": None}
+    ]
+    # Footage no model vouches for, edited by one: a composite.
+    assert [a["digital_source_type"] for a in credentials["actions"]] == [
+        TRAINED_ALGORITHMIC_MEDIA,
+        COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    ]
+    store = provenance.read_store(edit)
+    assert store["manifests"][store["active_manifest"]]["title"] == "video_edit.mp4"
+
+
+def test_a_source_c2pa_refuses_is_left_out_and_said_never_fatal(
+    tiny_video, identity, tmp_path, caplog
+):
+    # A WebM declared as an MP4 (what every upload used to be declared as): c2pa refuses it.
+    source = write_video(tmp_path / "camera.webm", "webm")
+    edit = tmp_path / "edit.mp4"
+    edit.write_bytes(tiny_video.video.read_bytes())
+    with caplog.at_level(logging.WARNING, "moviola.provenance"):
+        credentials = sign_video(
+            edit,
+            identity,
+            generator="Moviola 9.9",
+            model_id="tiny",
+            model_licence=None,
+            edited_from=source,
+            source_title="upload.webm",
+            source_media_type="video/mp4",
+        )
+    assert credentials["state"] == "untrusted"  # signed, and intact
+    assert credentials["ingredients"] == []
+    assert [a["action"] for a in credentials["actions"]] == ["c2pa.created", "c2pa.edited"]
+    [note] = credentials["errors"]
+    assert "'upload.webm' (video/mp4) could not be added as an ingredient" in note
+    assert any("without its source" in r.getMessage() for r in caplog.records)
+    assert read_credentials(edit)["errors"] == []  # the file itself is sound
+
+
+def test_a_certificate_c2pa_refuses_is_found_when_it_is_loaded(tmp_path, identity, clip):
+    cert, key = self_signed(tmp_path)
+    with pytest.raises(InvalidRequestError, match="cannot sign content credentials") as caught:
+        load_identity(cert=cert, key=key, data_dir=tmp_path)
+    assert caught.value.param == "c2pa_cert"
+    assert "issued by a CA" in caught.value.message
+    # Signing with it anyway is a SigningError: the worker fails the job without retrying.
+    refused = dataclasses.replace(identity, chain_pem=cert.read_bytes(), key_pem=key.read_bytes())
+    video = tmp_path / "video.mp4"
+    video.write_bytes(clip[0].read_bytes())
+    with pytest.raises(SigningError, match="could not be signed"):
+        sign_video(video, refused, generator="Moviola 1.0", model_id="m", model_licence=None)
+    assert read_credentials(video) is None  # the file was left as it was
+
+
+def test_the_private_key_stays_out_of_reprs(identity):
+    assert identity.key_pem.decode() not in repr(identity)
+    assert "key_pem" not in repr(identity)
+
+
+def test_only_a_lost_race_counts_as_another_process_creating_the_identity(tmp_path):
+    taken = tmp_path / "won" / provenance.DEV_FOLDER
+    taken.mkdir(parents=True)
+    (taken / "chain.pem").write_text("another process's")
+    assert provenance._create_development_identity(taken) is False
+    blocked = tmp_path / "file" / provenance.DEV_FOLDER
+    blocked.parent.mkdir()
+    blocked.write_text("not a folder")  # any other failure says what it is
+    with pytest.raises(NotADirectoryError):
+        provenance._create_development_identity(blocked)
+    assert sorted(p.name for p in blocked.parent.iterdir()) == [provenance.DEV_FOLDER]
 
 
 def test_changed_bytes_make_the_credentials_invalid(tiny_video):

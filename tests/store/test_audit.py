@@ -3,14 +3,17 @@
 import csv
 import io
 import json
+import time
 
 import pytest
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import IntegrityError
 
 from moviola.config import Settings
 from moviola.jobs.sweeper import Sweeper
 from moviola.store import audit, db
 from moviola.store.blobs import Blobs
-from moviola.store.models import AuditEvent
+from moviola.store.models import AuditEvent, AuditRetention
 
 
 @pytest.fixture
@@ -51,6 +54,35 @@ def test_an_entry_cannot_be_rewritten(sessions):
     with pytest.raises(RuntimeError, match="append-only"), sessions.begin() as session:
         session.query(AuditEvent).one().action = "delete"
     assert audit.query(sessions)[0]["action"] == "create"
+
+
+def test_the_database_itself_refuses_to_rewrite_or_remove_entries(sessions):
+    fill(sessions)
+    attempts = [
+        lambda s: s.execute(update(AuditEvent).values(action="create")),  # past the ORM hook
+        lambda s: s.execute(text("UPDATE audit_events SET actor = NULL")),
+        lambda s: s.delete(s.query(AuditEvent).first()),
+        lambda s: s.execute(delete(AuditEvent)),
+        lambda s: s.execute(text("DELETE FROM audit_events WHERE at > 2500")),
+    ]
+    for attempt in attempts:
+        with pytest.raises(IntegrityError, match="append-only"), sessions.begin() as session:
+            attempt(session)
+    assert [e["action"] for e in audit.query(sessions)] == ["create", "download", "delete"]
+
+
+def test_only_entries_older_than_the_prunes_cutoff_can_leave(sessions):
+    fill(sessions)
+    # The cutoff the prune records can never move into the future (that would free them all).
+    with pytest.raises(IntegrityError, match="future"), sessions.begin() as session:
+        session.execute(update(AuditRetention).values(cutoff=time.time() + 3600))
+    assert audit.prune(sessions, 1, now=2500 + 86400) == 2
+    with sessions() as session:
+        assert session.get(AuditRetention, 1).cutoff == 2500
+    # What the prune left stays protected: it is newer than the cutoff.
+    with pytest.raises(IntegrityError, match="append-only"), sessions.begin() as session:
+        session.execute(delete(AuditEvent))
+    assert [e["action"] for e in audit.query(sessions)] == ["delete"]
 
 
 def test_filters_by_actor_action_video_and_time(sessions):

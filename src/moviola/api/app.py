@@ -18,17 +18,19 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from moviola import __version__
+from moviola import __version__, studio
 from moviola.api import characters, errors, health, videos
-from moviola.api.auth import KeyCache
 from moviola.api.background import Background
 from moviola.api.ratelimit import RateLimiter
 from moviola.api.schemas import REQUEST_SCHEMAS
 from moviola.config import Settings
 from moviola.jobs import queue
+from moviola.jobs.moderation import FrameCheck
 from moviola.jobs.service import VideoService
+from moviola.jobs.trust import Stamp
 from moviola.store import db
 from moviola.store.blobs import Blobs
+from moviola.store.keycache import KeyCache
 
 log = logging.getLogger("moviola.server")
 
@@ -66,6 +68,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Before any worker starts: the first run creates (and announces) the development
+        # signing identity here, once, and a bad certificate or moderation setting stops the
+        # server now rather than every worker it would start.
+        Stamp.from_settings(settings)
+        FrameCheck.from_settings(settings)
         engine = db.connect(settings.db_url)
         db.migrate(engine)
         sessions = db.sessions(engine)
@@ -85,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         state.key_cache = KeyCache(sessions)
         state.metrics = health.registry(sessions, background.supervisor)
         background.start()
+        studio.watch_shutdown(app)  # live streams end at once when the server is stopped
         log.info("server started with %d worker(s)", settings.workers)
         # Everything loaded so far lives as long as the server: keeping it out of the garbage
         # collector's full passes shortens the pauses that make up polling's slowest answers.
@@ -109,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(characters.router)
     app.include_router(videos.router)
     app.include_router(health.router)
+    studio.mount(app)  # the web app at /, beside the API
     _document_bodies(app)
     return app
 

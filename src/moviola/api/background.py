@@ -1,7 +1,8 @@
 """What runs beside the API for as long as the server does.
 
 - the worker supervisor (`settings.workers` worker processes; 0 for an API-only node whose
-  workers run elsewhere on the same database);
+  workers run elsewhere on the same database), or with `executor = "ray"` the Ray executor
+  (election, and on the elected replica the dispatcher to Ray actors);
 - the webhook dispatcher and the sweeper (retention, deleted files).
 
 Jobs of local workers that die are handed back by the supervisor at once. Expired leases are
@@ -28,7 +29,14 @@ class Background:
         from moviola.jobs.sweeper import Sweeper
         from moviola.jobs.webhooks import Dispatcher
 
-        self.supervisor = Supervisor(settings)
+        if settings.executor == "ray":
+            # Rendering on a Ray cluster: the elected replica dispatches to actors there. Same
+            # `status()` and `restarts` as the supervisor, for health and metrics.
+            from moviola.jobs.ray_executor import RayExecutor
+
+            self.supervisor: Any = RayExecutor(settings, sessions, blobs)
+        else:
+            self.supervisor = Supervisor(settings)
         # Stopped in this order: workers first, so that their last events still get sent.
         self._services: list[tuple[str, Any]] = [
             ("workers", self.supervisor),

@@ -2,7 +2,8 @@
 
 `{"error": {"message", "type", "param", "code"}}` with the status the SDK maps: 400
 BadRequestError, 401 AuthenticationError, 404 NotFoundError, 409 ConflictError, 413 (a plain
-APIStatusError), 429 RateLimitError (honouring `retry-after`), 500 InternalServerError.
+APIStatusError), 429 RateLimitError (honouring `retry-after`), 500 InternalServerError, 503
+(a service the request needs is down: the SDK retries it).
 Unexpected errors are logged with the request id and answered without internals.
 """
 
@@ -24,6 +25,7 @@ from moviola.errors import (
     InvalidRequestError,
     MoviolaError,
     NotFoundError,
+    ServiceUnavailableError,
     TooLargeError,
     TooManyRequestsError,
 )
@@ -63,6 +65,7 @@ def status_of(err: MoviolaError) -> int:
         (NotFoundError, 404),
         (ConflictError, 409),
         (TooManyRequestsError, 429),
+        (ServiceUnavailableError, 503),
     ):
         if isinstance(err, cls):
             return status
@@ -82,6 +85,8 @@ async def moviola_error(request: Request, err: Exception) -> JSONResponse:
         headers = {"retry-after": str(max(1, math.ceil(err.retry_after)))}
     elif isinstance(err, AuthenticationError):
         headers = {"www-authenticate": "Bearer"}
+    elif isinstance(err, ServiceUnavailableError):
+        kind, headers = "server_error", {"retry-after": "1"}
     return error_response(
         status, message, type=kind, param=err.param, code=err.code, headers=headers
     )

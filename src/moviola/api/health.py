@@ -48,6 +48,8 @@ class Health(BaseModel):
     queued: int | None
     in_progress: int | None
     reasons: list[str]
+    # With `executor = "ray"`: Ray's address, whether it answers, whether this replica dispatches.
+    executor: dict[str, Any] | None = None
 
 
 def check(request: Request) -> tuple[int, dict[str, Any]]:
@@ -78,12 +80,19 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
     except Exception as err:
         reasons.append(f"the worker status is unknown ({type(err).__name__})")
     alive = sum(w["alive"] for w in workers)
-    if state.settings.workers > 0 and alive == 0:
+    expected = state.settings.workers
+    executor = None
+    if state.settings.executor == "ray":
+        # Actors live on the cluster, not here: a Ray that does not answer leaves jobs queued
+        # (degraded), it does not stop this replica from taking requests.
+        executor, expected = state.background.supervisor.health(), 0
+        reasons.extend(executor["reasons"])
+    if expected > 0 and alive == 0:
         reasons.append("no worker process is alive")
-    elif alive < state.settings.workers:
-        reasons.append(f"{state.settings.workers - alive} worker(s) restarting")
+    elif alive < expected:
+        reasons.append(f"{expected - alive} worker(s) restarting")
 
-    unavailable = database != "ok" or (state.settings.workers > 0 and alive == 0)
+    unavailable = database != "ok" or (expected > 0 and alive == 0)
     status = "unavailable" if unavailable else "degraded" if reasons else "ok"
     body = Health(
         status=status,
@@ -92,6 +101,7 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
         queued=counts.get("queued", 0) if database == "ok" else None,
         in_progress=counts.get("in_progress", 0) if database == "ok" else None,
         reasons=reasons,
+        executor=executor,
     )
     return (503 if unavailable else 200), body.model_dump()
 

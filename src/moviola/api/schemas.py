@@ -87,6 +87,9 @@ class CreateVideoRequest(MoviolaOptions):
 
 class RemixVideoRequest(MoviolaOptions):
     prompt: str = Field(description="What to change.")
+    strength: float | None = Field(
+        None, description="0–1: how far the remix may move from the source (default 0.6)."
+    )
 
 
 class EditVideoRequest(MoviolaOptions):
@@ -125,6 +128,12 @@ class MoviolaDetails(BaseModel):
     attempts: int
     render: dict[str, Any] | None
     timings: dict[str, float] | None
+    # The C2PA content credentials' validation: valid, untrusted (a signer no trust list
+    # knows, such as the development identity), invalid; null while there is no video.
+    credentials: Literal["valid", "untrusted", "invalid"] | None = None
+    # An imported video: where it came from (folder, zip, api, export), its id there, and when
+    # it arrived; null for a video made here.
+    origin: dict[str, Any] | None = None
 
 
 class VideoObject(BaseModel):
@@ -219,8 +228,17 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
             "attempts": row.attempts or 0,
             "render": {k: result[k] for k in _RENDER_KEYS if k in result} or None,
             "timings": result.get("timings"),
+            "credentials": (row.credentials or {}).get("state"),
+            "origin": _origin(row.origin),
         },
     }
+
+
+def _origin(origin: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Not the location: a path on the importing machine is nobody else's business.
+    if not origin:
+        return None
+    return {k: origin.get(k) for k in ("source", "original_id", "imported_at") if k in origin}
 
 
 def character_object(row: Character) -> dict[str, Any]:

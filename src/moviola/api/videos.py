@@ -35,6 +35,7 @@ from moviola.api.schemas import (
 )
 from moviola.errors import InvalidRequestError, MediaError, MoviolaError, NotFoundError
 from moviola.jobs.service import Caller, Upload
+from moviola.media import formats
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -50,6 +51,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 FILE_DESCRIPTION = "A file part; its type is read from its bytes."
+# Download names by media type: an imported video keeps its own container (GIF, WebM, MOV).
+FILE_SUFFIXES = formats.SUFFIXES
 
 router = APIRouter(prefix="/v1", tags=["videos"], responses=ERRORS)
 
@@ -262,7 +265,7 @@ def download_content(
     caller: Caller = Depends(authenticate),
 ) -> FileResponse:
     path, media_type = request.app.state.service.content(caller, video_id, variant)
-    suffix = {"video": ".mp4", "thumbnail": ".webp", "spritesheet": ".jpg"}[variant]
+    suffix = FILE_SUFFIXES.get(media_type, path.suffix)
     return FileResponse(
         path,
         media_type=media_type,
@@ -291,6 +294,7 @@ async def remix_video(
         video_id,
         prompt=params.prompt,
         extras=params.extras(),
+        strength=params.strength,
         media_param="video_id",
     )
     return video_response(request, row)

@@ -42,6 +42,17 @@ def _register() -> None:
     app.command("worker")(worker.worker)
     app.add_typer(keys.app, name="keys")
     app.command("serve")(serve.serve)
+    from moviola.cli import audit, verify
+
+    app.command("verify")(verify.verify)
+    app.command("audit")(audit.audit)
+    from moviola.cli import transfer
+
+    app.command("import")(transfer.import_videos)
+    app.command("export")(transfer.export_videos)
+    from moviola.cli import cluster
+
+    app.add_typer(cluster.app, name="cluster")
 
 
 _register()

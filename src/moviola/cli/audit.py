@@ -26,19 +26,21 @@ def audit(
     video: str = typer.Option(None, help="Only entries about this video id."),
     since: str = typer.Option(None, help="From this time on (ISO 8601, UTC unless it says)."),
     until: str = typer.Option(None, help="Before this time (ISO 8601)."),
-    limit: int = typer.Option(None, help="At most this many entries (the newest)."),
+    limit: int = typer.Option(None, help="At most this many entries (the newest); 1 or more."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, jsonl or csv."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the export to this file."),
 ) -> None:
     """List or export the audit log, oldest entry first."""
     with one_line_errors():
-        from moviola.cli.keys import _sessions
+        from moviola.cli.database import open_sessions
         from moviola.errors import InvalidRequestError
         from moviola.media import atomic_write
         from moviola.store import audit as log
 
         if fmt not in FORMATS:
             raise InvalidRequestError("--format must be table, jsonl or csv", param="format")
+        if limit is not None and limit < 1:
+            raise InvalidRequestError("--limit must be 1 or more", param="limit")
         if action is not None and action not in log.ACTIONS:
             raise InvalidRequestError(
                 f"--action must be one of {', '.join(log.ACTIONS)}", param="action"
@@ -50,7 +52,7 @@ def audit(
             since=_time(since, "since"),
             until=_time(until, "until"),
         )
-        entries = log.query(_sessions(), where, limit=limit, newest_first=limit is not None)
+        entries = log.query(open_sessions(), where, limit=limit, newest_first=limit is not None)
         if limit is not None:
             entries.reverse()
         if fmt == "table":

@@ -47,6 +47,7 @@ def generate(
         from moviola.engine.loading import OFFLOAD_MODES
         from moviola.errors import InvalidRequestError
         from moviola.jobs.render import render
+        from moviola.jobs.trust import Stamp
 
         settings = get_settings()
         model_id = settings.resolve_model(model or settings.default_model)
@@ -87,6 +88,8 @@ def generate(
             console.print(f"[yellow]{plan.spec.id} is a test model: it makes noise.[/]")
         output = output or Path(_default_name(prompt, plan.seed))
         request.seed = plan.seed
+        source = video or extend
+        stamp = Stamp.from_settings(settings).from_source(source, source.name if source else None)
         with GenerationBar(console) as bar:
             files = render(
                 engine,
@@ -95,6 +98,7 @@ def generate(
                 on_progress=bar.update,
                 crf=crf if crf is not None else settings.crf,
                 preset=settings.x264_preset,
+                stamp=stamp,
             )
         _report(Console(), files, plan.spec)
 
@@ -137,4 +141,7 @@ def _report(console: Console, files, spec) -> None:
         f"{result.segments} segment(s), {result.steps} steps",
     )
     table.add_row("timings", "  ".join(f"{k} {v:.2f}s" for k, v in files.timings.items()))
+    if files.credentials:
+        c = files.credentials
+        table.add_row("credentials", f"C2PA, {c['state']}, signed by {c['signer']}")
     console.print(table)

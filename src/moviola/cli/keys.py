@@ -17,14 +17,9 @@ app = typer.Typer(
 
 
 def _sessions():
-    from moviola.config import get_settings
-    from moviola.store import db
+    from moviola.cli.database import open_sessions
 
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = db.connect(settings.db_url)
-    db.migrate(engine)
-    return db.sessions(engine)
+    return open_sessions()
 
 
 def _when(timestamp: float | None) -> str:

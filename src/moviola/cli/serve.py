@@ -20,6 +20,12 @@ def serve(
         help="Worker processes (default 1); 0 serves the API and leaves rendering to "
         "`moviola worker` processes elsewhere.",
     ),
+    executor: str = typer.Option(
+        None, help="local (worker processes here, the default) or ray (a Ray cluster)."
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="HOST:PORT of the Ray head, with --executor ray."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible Videos API (point the openai SDK's base_url at /v1)."""
     with one_line_errors():
@@ -33,10 +39,21 @@ def serve(
         from moviola.config import Settings
         from moviola.errors import InvalidRequestError
 
-        given = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
+        given = {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "workers": workers,
+            "executor": executor,
+            "ray_address": ray_address,
+        }
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
         if settings.workers < 0:
             raise InvalidRequestError("--workers must be 0 or more", param="workers")
+        if settings.executor == "ray" and not settings.ray_address:
+            raise InvalidRequestError(
+                "--executor ray needs --ray-address HOST:PORT (the Ray head)", param="ray_address"
+            )
         if not binds_loopback(settings.host) and not _has_keys(settings):
             typer.secho(
                 f"error: refusing to listen on {settings.host} with no API key: anyone who can "

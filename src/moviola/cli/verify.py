@@ -2,8 +2,9 @@
 
 Exit status: 0 when the credentials are intact (valid, or untrusted: intact but signed by a
 certificate no trust list knows), 1 when they are invalid (the file was changed after signing,
-or the manifest is broken), 3 when the file carries none. `--require-trusted` makes an
-untrusted signer fail too.
+or the manifest is broken), 2 when the check could not be made (no such file, a trust anchors
+file that cannot be read), 3 when the file carries none, 4 with `--require-trusted` when the
+signer is not trusted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from moviola.cli.failures import one_line_errors
 
-EXIT_INVALID, EXIT_UNTRUSTED, EXIT_NONE = 1, 4, 3
+EXIT_INVALID, EXIT_UNUSABLE, EXIT_NONE, EXIT_UNTRUSTED = 1, 2, 3, 4
 STYLE = {"valid": "bold green", "untrusted": "bold yellow", "invalid": "bold red"}
 MEANING = {
     "valid": "signature and content intact, signer trusted",
@@ -32,7 +33,16 @@ def verify(
         False, "--require-trusted", help="Fail (exit 4) unless the signer is trusted."
     ),
 ) -> None:
-    """Show a file's C2PA content credentials and check them."""
+    """Show a file's C2PA content credentials and check them.
+
+    \b
+    Exit status:
+      0  intact: valid, or untrusted (no configured trust anchor vouches for the signer)
+      1  invalid: the file was changed after signing, or its manifest is broken
+      2  the check could not be made: no such file, unreadable trust anchors
+      3  the file carries no content credentials
+      4  with --require-trusted: intact, but the signer is not trusted
+    """
     console = Console()
     with one_line_errors():
         from moviola.config import get_settings
@@ -41,8 +51,8 @@ def verify(
 
         if not file.is_file():
             raise InvalidRequestError(f"no such file: {file}", param="file")
-        settings = get_settings()
-        anchors = settings.c2pa_trust_anchors.read_text() if settings.c2pa_trust_anchors else None
+        # A configuration problem exits 2 (one_line_errors), never 1, which means "invalid".
+        anchors = provenance.read_trust_anchors(get_settings().c2pa_trust_anchors)
         store = provenance.read_store(file, trust_anchors=anchors)
         credentials = None
         if store is not None:

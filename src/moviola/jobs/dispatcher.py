@@ -216,7 +216,11 @@ class Dispatcher:
             return False
         self.in_flight.pop(flight.job_id, None)
         if state == "done" and not flight.stopping:
-            self._store(flight)
+            try:
+                self._store(flight)
+            except MoviolaError as err:  # signing refused, say: another attempt fares no better
+                log.error("storing %s failed: %s", flight.job_id, err)
+                self._fail(flight, err.code, err.message, retry=False)
         elif state == "failed" and not flight.stopping:
             self._fail(flight, answer["code"], answer["message"], retry=answer["retry"])
         elif state == "unknown":

@@ -12,22 +12,28 @@ Everything here is off unless configured; the detector loads once per worker pro
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
 from moviola.config import Settings
-from moviola.errors import InvalidRequestError
+from moviola.errors import InvalidRequestError, ServiceUnavailableError
+from moviola.store.blobs import Blobs
 
 log = logging.getLogger("moviola.moderation")
 
 BLOCKED = "moderation_blocked"
 UNAVAILABLE = "moderation_unavailable"
+QUARANTINE = "quarantine"  # under the data dir: a blocked video's files once its owner deletes it
 # NudeNet's classes that count as nudity; the rest (faces, feet, covered parts) never flag.
 NSFW_LABELS = frozenset(
     {
@@ -38,28 +44,12 @@ NSFW_LABELS = frozenset(
         "ANUS_EXPOSED",
     }
 )
-# The order of the classes in the model's output rows (after the four box coordinates).
-_LABELS = (
-    "FEMALE_GENITALIA_COVERED",
-    "FACE_FEMALE",
-    "BUTTOCKS_EXPOSED",
-    "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED",
-    "MALE_BREAST_EXPOSED",
-    "ANUS_EXPOSED",
-    "FEET_EXPOSED",
-    "BELLY_COVERED",
-    "FEET_COVERED",
-    "ARMPITS_COVERED",
-    "ARMPITS_EXPOSED",
-    "FACE_MALE",
-    "BELLY_EXPOSED",
-    "MALE_GENITALIA_EXPOSED",
-    "ANUS_COVERED",
-    "FEMALE_BREAST_COVERED",
-    "BUTTOCKS_COVERED",
-)
+# The raw model outputs are read (see FrameCheck.score), which relies on NudeNet 3.4's detector
+# (`onnx_session`, `input_name`) and its class list: the `moderation` extra pins that series.
+NUDENET_SERIES = "3.4."
 _INPUT_SIZE = 320  # the packaged 320n model's square input
+# A moderation answer for one prompt is a few kilobytes; anything near this is not one.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class ModerationBlocked(InvalidRequestError):
@@ -91,7 +81,7 @@ class Decision:
 class PromptPolicy:
     """Blocked terms and patterns, then the external endpoint: the first that objects wins."""
 
-    def __init__(self, settings: Settings, client: httpx.Client | None = None):
+    def __init__(self, settings: Settings):
         self.terms = [t for t in settings.blocked_terms if t.strip()]
         self.patterns = [re.compile(p, re.IGNORECASE) for p in settings.blocked_patterns]
         self._terms_re = (
@@ -106,7 +96,7 @@ class PromptPolicy:
         self.api_key = settings.moderation_api_key
         self.model = settings.moderation_model
         self.timeout = settings.moderation_timeout_s
-        self._client = client
+        self._endpoint = _Endpoint(self.url, self.timeout) if self.url else None
 
     @property
     def enabled(self) -> bool:
@@ -123,28 +113,37 @@ class PromptPolicy:
                 return Decision(
                     True, f"the prompt matches a blocked pattern ({pattern.pattern})", "patterns"
                 )
-        if self.url:
+        if self._endpoint is not None:
             return self._ask_endpoint(prompt)
         return None
 
+    def close(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.close()
+
     def _ask_endpoint(self, prompt: str) -> Decision | None:
+        assert self._endpoint is not None
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body: dict[str, Any] = {"input": prompt}
         if self.model:
             body["model"] = self.model
         try:
-            client = self._client or httpx.Client(timeout=self.timeout)
-            try:
-                response = client.post(self.url, json=body, headers=headers)
-            finally:
-                if self._client is None:
-                    client.close()
-            response.raise_for_status()
-            result = response.json()["results"][0]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
-            # Fail closed: an operator who asked for moderation gets no unmoderated video.
-            log.warning("the moderation endpoint %s failed: %s", self.url, err)
-            raise InvalidRequestError(
+            result = json.loads(self._endpoint.post(body, headers))["results"][0]
+            if not isinstance(result, dict):
+                raise TypeError("results[0] is not an object")
+        except (
+            httpx.HTTPError,
+            TimeoutError,
+            _TooLarge,
+            ValueError,
+            LookupError,
+            TypeError,
+        ) as err:
+            # Fail closed: an operator who asked for moderation gets no unmoderated video. The
+            # caller did nothing wrong, so it is a 503 the SDK retries, not a 400.
+            why = f"no answer within {self.timeout:g} s" if isinstance(err, TimeoutError) else err
+            log.warning("the moderation endpoint %s failed: %s", self.url, why)
+            raise ServiceUnavailableError(
                 "the moderation service did not answer; try again later",
                 param="prompt",
                 code=UNAVAILABLE,
@@ -156,6 +155,98 @@ class PromptPolicy:
         if categories:
             reason += f" ({', '.join(categories)})"
         return Decision(True, reason, "endpoint", {"categories": categories})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Endpoint:
+    """The moderation endpoint, asked over one pooled client with a deadline for the whole
+    exchange: connecting, sending, and every byte of the answer.
+
+    httpx's timeouts bound each read, so an endpoint that trickles a byte at a time could hold
+    a request for ever; cancelling the request at the deadline cannot be done from a blocking
+    call. The client therefore lives on an event loop of its own (a daemon thread, started on
+    first use) where `asyncio.timeout` cancels the exchange wherever it is.
+    """
+
+    def __init__(self, url: str, timeout_s: float):
+        self.url = url
+        self.timeout = timeout_s
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def post(self, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+        """The answer's body (raising for an error status), or TimeoutError at the deadline."""
+        loop = self._started()
+        future = asyncio.run_coroutine_threadsafe(self._exchange(body, headers), loop)
+        # The coroutine ends itself at the deadline; the margin only covers a stalled loop.
+        try:
+            return future.result(self.timeout + 5)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            loop, client, self._loop, self._client = self._loop, self._client, None, None
+        if loop is not None and client is not None:
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(self.timeout)
+            loop.call_soon_threadsafe(loop.stop)
+
+    async def _exchange(self, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+        assert self._client is not None
+        async with asyncio.timeout(self.timeout):
+            request = self._client.build_request("POST", self.url, json=body, headers=headers)
+            response = await self._client.send(request, stream=True)
+            try:
+                response.raise_for_status()
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                    raise _TooLarge(f"an answer of {int(declared):,} bytes")
+                answer = bytearray()
+                async for chunk in response.aiter_bytes():
+                    answer += chunk
+                    if len(answer) > MAX_ANSWER_BYTES:
+                        raise _TooLarge(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
+                return bytes(answer)
+            finally:
+                await response.aclose()
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="moderation", daemon=True)
+                thread.start()
+                self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+                self._loop = loop
+            return self._loop
+
+
+# --- blocked videos' files ---------------------------------------------------------------------
+
+
+def quarantine(blobs: Blobs, video_id: str, data_dir: Path) -> Path | None:
+    """Move the files kept of a video the output check blocked out of its owner's reach (a
+    delete would remove them) and the sweeper's, into `<data dir>/quarantine/<video id>/`,
+    readable by the server's user only: they are evidence for the operator. None when the
+    video left no files."""
+    folder = blobs.folder(video_id)
+    if not folder.is_dir():
+        return None
+    target = Path(data_dir) / QUARANTINE / video_id
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if target.exists():  # a move cut short earlier: keep what got there, bring the rest
+        target = target.with_name(f"{video_id}.{int(folder.stat().st_mtime_ns)}")
+    shutil.move(folder, target)  # a rename on the same disk; a copy, then removal, across two
+    target.chmod(0o700)
+    log.warning(
+        "the files of blocked video %s were deleted by its owner; kept in %s", video_id, target
+    )
+    return target
 
 
 # --- frames ------------------------------------------------------------------------------------
@@ -186,12 +277,20 @@ class FrameCheck:
     def from_settings(cls, settings: Settings) -> FrameCheck | None:
         if not settings.nsfw_check:
             return None
+        import importlib.metadata
         import importlib.util
 
         # Said when the worker starts, not as a failure of every job it would then take.
         if importlib.util.find_spec("nudenet") is None:
             raise InvalidRequestError(
                 "nsfw_check is on but nudenet is not installed: pip install 'moviola[moderation]'",
+                param="nsfw_check",
+            )
+        version = importlib.metadata.version("nudenet")
+        if not version.startswith(NUDENET_SERIES):
+            raise InvalidRequestError(
+                f"nsfw_check needs nudenet {NUDENET_SERIES}x, found {version}: "
+                "pip install 'moviola[moderation]'",
                 param="nsfw_check",
             )
         return cls(settings.nsfw_threshold, settings.nsfw_sample_frames)
@@ -204,16 +303,20 @@ class FrameCheck:
         """
         frames = frames[None] if frames.ndim == 3 else frames
         picks = np.unique(np.linspace(0, len(frames) - 1, min(self.samples, len(frames))).round())
-        session, input_name = self._detector()
-        classes = [i for i, label in enumerate(_LABELS) if label in NSFW_LABELS]
+        session, input_name, labels = self._detector()
+        classes = [i for i, label in enumerate(labels) if label in NSFW_LABELS]
         best = FrameScore(0.0, "", 0, len(picks))
         for index in picks.astype(int):
             out = session.run(None, {input_name: _blob(frames[index])})[0]
+            if out.shape[1] != 4 + len(labels):  # another model than the labels describe
+                raise RuntimeError(
+                    f"NudeNet's model gives {out.shape[1] - 4} classes, its labels {len(labels)}"
+                )
             scores = out[0][4:][classes]  # (classes, anchors)
             flat = int(scores.argmax())
             value = float(scores.flat[flat])
             if value > best.score:
-                label = _LABELS[classes[flat // scores.shape[1]]]
+                label = labels[classes[flat // scores.shape[1]]]
                 best = FrameScore(value, label, int(index), len(picks))
         return best
 
@@ -235,13 +338,17 @@ class FrameCheck:
             return Decision(True, reason, "frames", detail)
         return Decision(False, f"{what} passed the nudity check", "frames", detail)
 
-    def _detector(self) -> tuple[Any, str]:
+    def _detector(self) -> tuple[Any, str, tuple[str, ...]]:
+        """The detector's ONNX session, its input's name, and its classes in output order."""
         with self._lock:
             if self._session is None:
                 from nudenet import NudeDetector
+                from nudenet import nudenet as package
 
+                # The class order the package itself decodes detections with.
+                labels = tuple(getattr(package, "__labels"))
                 detector = NudeDetector()
-                self._session = (detector.onnx_session, detector.input_name)
+                self._session = (detector.onnx_session, detector.input_name, labels)
             return self._session
 
 

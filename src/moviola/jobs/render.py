@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from moviola.engine import (
 )
 from moviola.engine.progress import ProgressCallback
 from moviola.engine.storyboard import StoryboardShot, generate_storyboard
+from moviola.jobs.trust import Stamp
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08
@@ -39,6 +41,7 @@ class RenderedFiles:
     info: media.VideoInfo
     timings: dict[str, float]
     shots: list[RenderedShot] = field(default_factory=list)  # a storyboard's, in order
+    credentials: dict[str, Any] | None = None  # the video's C2PA credentials, when signed
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,16 @@ def render(
     cancel: CancelToken | None = None,
     crf: int = 18,
     preset: str = "medium",
+    stamp: Stamp | None = None,
 ) -> RenderedFiles:
-    """Generate `request` and write the MP4, its thumbnail and its spritesheet."""
+    """Generate `request` and write the MP4, its thumbnail and its spritesheet; `stamp`
+    marks and signs the MP4."""
     cancel = cancel or CancelToken()
     result = engine.generate(request, on_progress=_engine_share(on_progress), cancel=cancel)
     cancel.raise_if_cancelled()
-    return _write(result, request.prompt, Path(video_path), on_progress, crf=crf, preset=preset)
+    return _write(
+        result, request.prompt, Path(video_path), on_progress, crf=crf, preset=preset, stamp=stamp
+    )
 
 
 def render_storyboard(
@@ -84,6 +91,7 @@ def render_storyboard(
     cancel: CancelToken | None = None,
     crf: int = 18,
     preset: str = "medium",
+    stamp: Stamp | None = None,
 ) -> RenderedFiles:
     """Render a storyboard: the whole video with its thumbnail and spritesheet, and each shot
     as an MP4 of its own beside it (the result's `shots`)."""
@@ -99,7 +107,7 @@ def render_storyboard(
     for shot in board.shots:
         path = video_path.with_name(f"{video_path.stem}.shot{shot.index}.mp4")
         media.write_mp4(
-            shot.frames,
+            stamp.mark(shot.frames) if stamp else shot.frames,
             path,
             fps=result.fps,
             size=result.size,
@@ -107,9 +115,11 @@ def render_storyboard(
             preset=preset,
             metadata={"comment": shot.prompt[:1000], "encoder": "Moviola"},
         )
+        if stamp:
+            stamp.sign(path, result.model)
         shots.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
     prompt = "\n".join(shot.prompt for shot in board.shots)
-    files = _write(result, prompt, video_path, on_progress, crf=crf, preset=preset)
+    files = _write(result, prompt, video_path, on_progress, crf=crf, preset=preset, stamp=stamp)
     return dataclasses.replace(files, shots=shots)
 
 
@@ -136,8 +146,10 @@ def _write(
     *,
     crf: int,
     preset: str,
+    stamp: Stamp | None = None,
 ) -> RenderedFiles:
-    """Thumbnail and spritesheet first, the video last: its presence means the set is whole."""
+    """Thumbnail and spritesheet first, the video last: its presence means the set is whole.
+    A `stamp` signs the written video in place, replacing it atomically."""
     started = time.perf_counter()
     video_path.parent.mkdir(parents=True, exist_ok=True)
     thumbnail, spritesheet = output_paths(video_path)
@@ -146,7 +158,7 @@ def _write(
     media.write_spritesheet(previews, spritesheet)
     frames = _reporting(result, on_progress)
     info = media.write_mp4(
-        frames,
+        stamp.mark(frames) if stamp else frames,
         video_path,
         fps=result.fps,
         size=result.size,
@@ -154,10 +166,17 @@ def _write(
         preset=preset,
         metadata={"comment": prompt[:1000], "encoder": "Moviola"},
     )
-    timings = dict(result.timings, writing=time.perf_counter() - started)
+    credentials, signing = None, {}
+    if stamp:
+        signed = time.perf_counter()
+        credentials = stamp.sign(video_path, result.model)
+        signing["signing"] = time.perf_counter() - signed
+    timings = dict(result.timings, writing=time.perf_counter() - started, **signing)
     if on_progress is not None:
         on_progress(Progress(Stage.DONE, 1.0, segments=result.segments))
-    return RenderedFiles(video_path, thumbnail, spritesheet, result, info, timings)
+    return RenderedFiles(
+        video_path, thumbnail, spritesheet, result, info, timings, credentials=credentials
+    )
 
 
 def preview_frames(result: GenerationResult) -> np.ndarray:

@@ -13,6 +13,8 @@ The pass is driven by the folders that exist, so it is idempotent and its cost f
 on disk, not the size of the history. A folder without a row is left alone: the API writes an
 upload before the row, and a database that does not know a folder must never cost its files.
 Expired and deleted rows are never touched by workers, so sweeping runs safely beside them.
+
+Each pass also applies the audit log's retention (`audit_retention_days` > 0).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
 from moviola.jobs.periodic import Periodic
+from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -45,11 +48,15 @@ class Sweeper(Periodic):
         interval_s: float = 60.0,
     ):
         self.retention_s = settings.retention_hours * 3600
+        self.audit_retention_days = settings.audit_retention_days
         self.sessions = sessions
         self.blobs = blobs
         super().__init__(interval_s)
 
     def run_pass(self) -> int:
+        pruned = audit.prune(self.sessions, self.audit_retention_days)
+        if pruned:
+            log.info("removed %d audit entries past their retention", pruned)
         return self.sweep()
 
     def sweep(self) -> int:

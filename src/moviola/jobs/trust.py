@@ -2,8 +2,8 @@
 (if any) burned into the frames, and C2PA content credentials signed into the file.
 
 A worker (and `moviola generate`) builds one `Stamp` per process — loading the signing identity
-is done once — and derives a per-job copy naming the source video of a remix, edit or
-extension.
+is done once — and derives a per-job copy naming the video and the source video of a remix,
+edit or extension.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Stamp:
     watermark: str | None = None  # None or "": no visible mark
     edited_from: Path | None = None  # the source of a remix, edit or extension
     source_title: str | None = None
+    source_media_type: str | None = None  # None: sniffed from the source's bytes
+    video_id: str | None = None  # names the files in their manifests; None: the file's name
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stamp:
@@ -44,9 +46,20 @@ class Stamp:
         )
         return cls(identity=identity, watermark=settings.watermark or None)
 
-    def from_source(self, source: Path | None, title: str | None = None) -> Stamp:
-        """This stamp for a video made from `source` (None: made from nothing but a prompt)."""
-        return dataclasses.replace(self, edited_from=source, source_title=title)
+    def from_source(
+        self, source: Path | None, title: str | None = None, media_type: str | None = None
+    ) -> Stamp:
+        """This stamp for a video made from `source` (None: made from nothing but a prompt),
+        named `title` in the credentials; `media_type` is the source's (e.g. an imported
+        video's recorded `mime`), sniffed from its bytes when not given."""
+        return dataclasses.replace(
+            self, edited_from=source, source_title=title, source_media_type=media_type
+        )
+
+    def for_video(self, video_id: str) -> Stamp:
+        """This stamp for the video `video_id`: each manifest's title names the file after it
+        (`video_….mp4`, a storyboard's `video_….shot1.mp4`), as a remix names its source."""
+        return dataclasses.replace(self, video_id=video_id)
 
     def mark(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         if not self.watermark:
@@ -68,6 +81,8 @@ class Stamp:
             model_licence=model_licence(model_id),
             edited_from=self.edited_from,
             source_title=self.source_title,
+            source_media_type=self.source_media_type,
+            title=f"{self.video_id}{''.join(Path(path).suffixes)}" if self.video_id else None,
         )
 
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
@@ -34,8 +36,11 @@ from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import InvalidRequestError, MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.render import render, render_storyboard
+from moviola.jobs.moderation import BLOCKED, FrameCheck, ModerationBlocked
+from moviola.jobs.render import RenderedFiles, preview_frames, render, render_storyboard
 from moviola.jobs.service import shot_image_suffix
+from moviola.jobs.trust import Stamp
+from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -63,6 +68,9 @@ class Worker:
             placement=Placement(device or settings.device, settings.offload, settings.vae_tiling),
             max_loaded=settings.max_loaded_models,
         )
+        # Loaded once per process: the signing identity and, when enabled, the nudity check.
+        self.stamp = Stamp.from_settings(settings)
+        self.frame_check = FrameCheck.from_settings(settings)
         self._stopping = threading.Event()
 
     def run(self, stop: threading.Event, poll_s: float = 0.05) -> None:
@@ -95,15 +103,27 @@ class Worker:
     def _process(self, job: Video, beat: _Heartbeat) -> None:
         try:
             request = self._request(job)
+            self._check_inputs(
+                job,
+                [
+                    ("input_reference", request.image),
+                    ("video", request.video),
+                    ("video", request.extend),
+                ],
+            )
             options = dict(
                 on_progress=beat.report,
                 cancel=CancelToken(check=lambda: self._stopping.is_set() or beat.stopped()),
                 crf=self.settings.crf,
                 preset=self.settings.x264_preset,
+                stamp=self.stamp_for(job),
             )
             video_path = self.blobs.path(job.id, "video", attempt=self.name)
             if job.kind == "storyboard":
                 shots = self._shots(job)
+                self._check_inputs(
+                    job, [(f"shots[{i}].image", s.image) for i, s in enumerate(shots)]
+                )
                 files = render_storyboard(self.engine, shots, request, video_path, **options)
             else:
                 files = render(self.engine, request, video_path, **options)
@@ -127,6 +147,8 @@ class Worker:
         except Exception as err:  # e.g. out of memory: another attempt may succeed
             log.exception("%s: %s failed", self.name, job.id)
             self._fail(job, "generation_failed", f"{type(err).__name__}: {err}", retry=True)
+            return
+        if self._output_blocked(job, files):
             return
 
         variants = {
@@ -160,6 +182,7 @@ class Worker:
                 {**asked, "index": s.index, "start_frame": s.start_frame, "frames": s.frames}
                 for asked, s in zip(job.params["shots"], files.shots, strict=True)
             ]
+        self._record_credentials(job.id, files.credentials, record["video"]["sha256"])
         if not queue.complete(self.sessions, job.id, self.name, files=record, result=result):
             self._discard(job.id)  # deleted or taken from us meanwhile: nobody wants the files
 
@@ -170,18 +193,7 @@ class Worker:
             max_pixels=self.settings.max_input_pixels,
             max_duration_s=self.settings.max_input_seconds,
         )
-        source_path = None
-        source_id = job.source_video_id or job.remixed_from_video_id
-        if source_id:
-            with self.sessions() as session:
-                source = session.get(Video, source_id)
-            if source is None or not source.files or source.deleted_at is not None:
-                param = "video" if job.source_video_id else "video_id"
-                raise InvalidRequestError(f"the source video {source_id} was deleted", param=param)
-            source_path = Path(source.files["video"]["path"])
-        elif job.input_path and job.kind in ("edit", "extend"):
-            source_path = Path(job.input_path)
-
+        source_path, *_ = self._source(job)
         if job.kind == "create" and job.input_path:
             kwargs["image"] = media.load_image(Path(job.input_path))
         elif job.kind in ("remix", "edit"):
@@ -209,6 +221,89 @@ class Worker:
             max_seconds=self.settings.max_seconds,
             **kwargs,
         )
+
+    def _source(self, job: Video) -> tuple[Path | None, str | None, str | None]:
+        """The video a remix, edit or extension works on, its title in the credentials, and
+        its media type when known (an imported video's recorded one)."""
+        source_id = job.source_video_id or job.remixed_from_video_id
+        if source_id:
+            with self.sessions() as session:
+                source = session.get(Video, source_id)
+            if source is None or not source.files or source.deleted_at is not None:
+                param = "video" if job.source_video_id else "video_id"
+                raise InvalidRequestError(f"the source video {source_id} was deleted", param=param)
+            entry = source.files["video"]
+            path = Path(entry["path"])
+            return path, f"{source_id}{path.suffix}", entry.get("mime")
+        if job.input_path and job.kind in ("edit", "extend"):
+            upload = Path(job.input_path)
+            return upload, f"upload{upload.suffix}", None  # its type is read from its bytes
+        return None, None, None
+
+    # --- trust: moderation of inputs and outputs, credentials ----------------------------------
+
+    def _check_inputs(self, job: Video, inputs: list[tuple[str, Any]]) -> None:
+        """Uploaded and source media (named as the request named them) go through the same
+        nudity check as outputs."""
+        if self.frame_check is None:
+            return
+        for name, frames in inputs:
+            if frames is None:
+                continue
+            decision = self.frame_check.check(np.asarray(frames), f"the {name}")
+            if decision.blocked:
+                self._audit(job, decision.as_audit("input"))
+                raise ModerationBlocked(decision.reason, param=name)
+
+    def _output_blocked(self, job: Video, files: RenderedFiles) -> bool:
+        """Check the finished frames; a flagged video fails, its files kept for admins only
+        (a failed video is never served) and named in the audit log."""
+        if self.frame_check is None:
+            return False
+        decision = self.frame_check.check(preview_frames(files.result), "the generated video")
+        kept = {"files": str(files.video.parent)} if decision.blocked else {}
+        self._audit(job, {**decision.as_audit("output"), **kept})
+        if not decision.blocked:
+            return False
+        status = queue.fail(
+            self.sessions, job.id, self.name, code=BLOCKED, message=decision.reason, retry=False
+        )
+        if status is None:  # deleted or taken from us meanwhile
+            self._discard(job.id)
+        log.warning("%s: %s blocked by the output check: %s", self.name, job.id, decision.reason)
+        return True
+
+    def _audit(self, job: Video, detail: dict[str, Any]) -> None:
+        if self.settings.audit:
+            audit.record(
+                self.sessions, actor=job.owner, action="moderation", video_id=job.id, detail=detail
+            )
+
+    def _record_credentials(self, job_id: str, credentials: dict | None, sha256: str) -> None:
+        """Before completing: a completed video shows its credentials from the first read."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Video)
+                .where(Video.id == job_id, Video.lease_owner == self.name)
+                .values(credentials=credentials, content_sha256=sha256)
+            )
+
+    # --- for executors that render elsewhere (a Ray actor) -------------------------------------
+
+    def prepare(self, job: Video) -> tuple[GenerationRequest, list[StoryboardShot] | None, Stamp]:
+        """What rendering `job` elsewhere takes, read from the database and the blob folder as
+        this worker would, its inputs checked: the request, a storyboard's shots, the stamp."""
+        request = self._request(job)
+        inputs = [("input_reference", request.image), ("video", request.video)]
+        self._check_inputs(job, [*inputs, ("video", request.extend)])
+        shots = None
+        if job.kind == "storyboard":
+            shots = self._shots(job)
+            self._check_inputs(job, [(f"shots[{i}].image", s.image) for i, s in enumerate(shots)])
+        return request, shots, self.stamp_for(job)
+
+    def stamp_for(self, job: Video) -> Stamp:
+        return self.stamp.from_source(*self._source(job)).for_video(job.id)
 
     def _shots(self, job: Video) -> list[StoryboardShot]:
         shots = []

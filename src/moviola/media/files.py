@@ -47,9 +47,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
-def sha256_file(
-    path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None
-) -> str:
+def sha256_file(path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None) -> str:
     """Hex SHA-256 of a file, read in chunks so a large video never sits in memory;
     `on_bytes(n)` is told of each chunk read (for a progress bar)."""
     digest = hashlib.sha256()

@@ -16,25 +16,33 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import io
 import json
 import logging
 import os
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moviola.errors import InvalidRequestError
+from moviola.errors import InvalidRequestError, SigningError
 from moviola.media.files import atomic_write
+from moviola.media.sniff import sniff_file
 
 log = logging.getLogger("moviola.provenance")
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+# An edit of footage that no model made (a camera video, say): part real, part generated.
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = (
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+)
 DEV_FOLDER = "c2pa-dev"  # under the data dir
 DEV_CHAIN, DEV_KEY, DEV_CA = "chain.pem", "key.pem", "ca.pem"
 DEV_ORGANIZATION = "Moviola development identity (untrusted)"
 _UNTRUSTED = "signingCredential.untrusted"
+_DIGITAL = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCreation"
 _STATES = {"Trusted": "valid", "Valid": "untrusted", "Invalid": "invalid"}
 
 
@@ -43,7 +51,7 @@ class Identity:
     """A signing certificate chain (end entity first) and its private key, both PEM."""
 
     chain_pem: bytes
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)  # a secret: never in a log line or a traceback
     algorithm: str  # a c2pa.C2paSigningAlg name: ES256, ES384, ES512, PS256, ED25519
     development: bool  # the local self-signed identity: credentials show as untrusted
     source: str  # where it came from, for the logs
@@ -64,7 +72,7 @@ def load_identity(
     the other is a configuration error rather than a silent fall-back to the development
     identity, which would make an operator believe their videos carry their signature.
     """
-    anchors = _read(Path(trust_anchors), "trust anchors").decode() if trust_anchors else None
+    anchors = read_trust_anchors(trust_anchors)
     if (cert is None) != (key is None):
         raise InvalidRequestError(
             "set both MOVIOLA_C2PA_CERT and MOVIOLA_C2PA_KEY (a certificate chain and its "
@@ -75,8 +83,10 @@ def load_identity(
         chain_pem, key_pem = _read(Path(cert), "certificate"), _read(Path(key), "key")
         algorithm = _algorithm(key_pem)
         _check_pair(chain_pem, key_pem)
+        identity = Identity(chain_pem, key_pem, algorithm, False, str(cert), trust_anchors=anchors)
+        check_identity(identity)
         log.info("signing content credentials with the certificate in %s", cert)
-        return Identity(chain_pem, key_pem, algorithm, False, str(cert), trust_anchors=anchors)
+        return identity
     folder = Path(data_dir) / DEV_FOLDER
     created = False
     if not (folder / DEV_KEY).is_file():
@@ -102,6 +112,48 @@ def load_identity(
     return identity
 
 
+def check_identity(identity: Identity) -> None:
+    """Sign a tiny MP4 in memory: a certificate that C2PA's profile refuses (self-signed, a CA,
+    a missing key usage …) is a configuration error found at start-up, not a failure of every
+    job afterwards."""
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": "Moviola"}],
+        "title": "start-up check",
+        "format": "video/mp4",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": _DIGITAL}]},
+            }
+        ],
+    }
+    try:
+        with _signer(identity) as signer, c2pa.Builder(manifest) as builder:
+            builder.sign(signer, "video/mp4", io.BytesIO(_tiny_mp4()), io.BytesIO())
+    except c2pa.C2paError as err:
+        raise InvalidRequestError(
+            f"the C2PA certificate in {identity.source} cannot sign content credentials ({err}): "
+            "C2PA requires an end-entity certificate issued by a CA, with the digitalSignature "
+            "key usage and an extended key usage such as emailProtection or documentSigning",
+            param="c2pa_cert",
+        ) from None
+
+
+def read_trust_anchors(path: Path | None) -> str | None:
+    """The PEM trust anchors file's text (None when none is configured); a missing or
+    unreadable file is a configuration error naming the setting."""
+    if path is None:
+        return None
+    try:
+        return _read(Path(path), "trust anchors").decode()
+    except UnicodeDecodeError:
+        raise InvalidRequestError(
+            f"the C2PA trust anchors {path} are not a PEM file", param="c2pa_trust_anchors"
+        ) from None
+
+
 def sign_video(
     path: Path,
     identity: Identity,
@@ -111,12 +163,20 @@ def sign_video(
     model_licence: str | None,
     edited_from: Path | None = None,
     source_title: str | None = None,
+    source_media_type: str | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Sign the MP4 at `path` in place (atomically) and return its credentials.
 
-    `generator` is "Name version" (e.g. "Moviola 0.3.0"). With `edited_from`, the source video
-    becomes the `parentOf` ingredient — its own manifest, if it has one, travels inside — and
-    the actions say the result was edited from it.
+    `generator` is "Name version" (e.g. "Moviola 0.3.0"); `title` names the video in the
+    manifest (its file name when not given). With `edited_from`, the source video becomes the
+    `parentOf` ingredient — its own manifest, if it has one, travels inside — and the actions
+    say the result was edited from it. `source_media_type` is the source's type (sniffed from
+    its bytes when not given): C2PA parses an ingredient as the type it is told.
+
+    A source C2PA cannot take as an ingredient never fails the video: it is signed without the
+    ingredient, and the credentials' `errors` say so. A signature that cannot be made at all
+    raises `SigningError`.
     """
     import c2pa
 
@@ -138,7 +198,7 @@ def sign_video(
         actions.append(
             {
                 "action": "c2pa.edited",
-                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                "digitalSourceType": _edit_source_type(Path(edited_from)),
                 "softwareAgent": agent,
                 "when": now,
                 "parameters": {**parameters, "ingredientIds": ["source"]},
@@ -146,30 +206,44 @@ def sign_video(
         )
     manifest = {
         "claim_generator_info": [agent],
-        "title": path.name,
+        "title": title or path.name,
         "format": "video/mp4",
         "assertions": [{"label": "c2pa.actions", "data": {"actions": actions}}],
     }
-    info = c2pa.C2paSignerInfo(
-        getattr(c2pa.C2paSigningAlg, identity.algorithm),
-        identity.chain_pem,
-        identity.key_pem,
-        None,
-    )
-    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(manifest) as builder:
-        if edited_from is not None:
-            title = source_title or Path(edited_from).name
-            with open(edited_from, "rb") as source:
-                builder.add_ingredient(
-                    {"title": title, "relationship": "parentOf", "label": "source"},
-                    "video/mp4",
-                    source,
-                )
-        with atomic_write(path) as tmp, open(path, "rb") as unsigned, open(tmp, "w+b") as signed:
-            builder.sign(signer, "video/mp4", unsigned, signed)
+    ingredient = None
+    if edited_from is not None:
+        kind = sniff_file(Path(edited_from)) if source_media_type is None else None
+        ingredient = (
+            Path(edited_from),
+            source_title or Path(edited_from).name,
+            source_media_type or (kind.media_type if kind else "application/octet-stream"),
+        )
+    refused = None
+    with _signer(identity) as signer:
+        try:
+            _sign(c2pa, manifest, signer, path, ingredient)
+        except c2pa.C2paError as err:
+            if ingredient is None:
+                raise SigningError(f"the video could not be signed: {err}") from err
+            # The lineage is worth less than the video: sign without the ingredient, say so.
+            refused = (
+                f"the source {ingredient[1]!r} ({ingredient[2]}) could not be added as an "
+                f"ingredient ({err}): the file does not carry its lineage"
+            )
+            log.warning("signing %s without its source: %s", path.name, refused)
+            unlinked = {**actions[-1], "parameters": parameters}
+            manifest["assertions"] = [
+                {"label": "c2pa.actions", "data": {"actions": [*actions[:-1], unlinked]}}
+            ]
+            try:
+                _sign(c2pa, manifest, signer, path, None)
+            except c2pa.C2paError as again:
+                raise SigningError(f"the video could not be signed: {again}") from again
     credentials = read_credentials(path, trust_anchors=identity.trust_anchors)
     if credentials is None:  # c2pa wrote a file it cannot read back: never ship that silently
-        raise RuntimeError(f"{path.name} carries no manifest after signing")
+        raise SigningError(f"{path.name} carries no manifest after signing")
+    if refused:
+        credentials["errors"].append(refused)
     return credentials
 
 
@@ -293,6 +367,75 @@ def summarize(store: dict[str, Any]) -> dict[str, Any]:
 # --- internals ---------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _signer(identity: Identity) -> Any:
+    import c2pa
+
+    info = c2pa.C2paSignerInfo(
+        getattr(c2pa.C2paSigningAlg, identity.algorithm),
+        identity.chain_pem,
+        identity.key_pem,
+        None,
+    )
+    try:
+        signer = c2pa.Signer.from_info(info)
+    except c2pa.C2paError as err:
+        # No path in the message: a job's failure is shown to API clients.
+        raise SigningError(f"the C2PA signer cannot be made: {err}") from err
+    with signer:
+        yield signer
+
+
+def _sign(
+    c2pa: Any,
+    manifest: dict[str, Any],
+    signer: Any,
+    path: Path,
+    ingredient: tuple[Path, str, str] | None,
+) -> None:
+    with c2pa.Builder(manifest) as builder:
+        if ingredient is not None:
+            source, title, media_type = ingredient
+            with open(source, "rb") as stream:
+                builder.add_ingredient(
+                    {"title": title, "relationship": "parentOf", "label": "source"},
+                    media_type,
+                    stream,
+                )
+        with atomic_write(path) as tmp, open(path, "rb") as unsigned, open(tmp, "w+b") as signed:
+            builder.sign(signer, "video/mp4", unsigned, signed)
+
+
+def _edit_source_type(source: Path) -> str:
+    """What an edit of `source` is: generated through and through when the source's own intact
+    credentials say a model made it, a composite of real and generated media otherwise (a
+    camera video, or anything whose origin the file does not vouch for)."""
+    store = read_store(source)
+    if store is None or "error" in store:
+        return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    credentials = summarize(store)
+    kinds = {a["digital_source_type"] for a in credentials["actions"]}
+    if credentials["state"] != "invalid" and kinds == {TRAINED_ALGORITHMIC_MEDIA}:
+        return TRAINED_ALGORITHMIC_MEDIA
+    return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
+
+def _tiny_mp4() -> bytes:
+    """A one-frame 16×16 H.264 MP4, made in memory: something real to sign."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=1)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return buffer.getvalue()
+
+
 def _empty(state: str, errors: list[str]) -> dict[str, Any]:
     return {
         "state": state,
@@ -332,7 +475,10 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as err:
-        raise InvalidRequestError(f"cannot read the C2PA {what} {path}: {err.strerror}") from None
+        param = {"certificate": "c2pa_cert", "key": "c2pa_key"}.get(what, "c2pa_trust_anchors")
+        raise InvalidRequestError(
+            f"cannot read the C2PA {what} {path}: {err.strerror}", param=param
+        ) from None
 
 
 def _check_pair(chain_pem: bytes, key_pem: bytes) -> None:
@@ -408,8 +554,10 @@ def _create_development_identity(folder: Path) -> bool:
             os.fsync(fh.fileno())
         try:
             os.rename(staging, folder)
-        except OSError:  # the folder exists: another process created it first
-            return False
+        except OSError as err:
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):  # another process created it first
+                return False
+            raise
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -1,8 +1,10 @@
 """The audit log: who (which API key) did what to which video, and when — append-only.
 
 Entries are only ever added; the one way any leaves the table is the retention prune, which
-removes whole entries older than the retention period. Updating an entry through the ORM is
-refused outright, so no code path can rewrite history by accident.
+removes whole entries older than the retention period. The database enforces it (triggers of
+migration 0002): an UPDATE of an entry is refused, and so is a DELETE of any entry not older
+than the cutoff the prune records in `audit_retention` first. Updating an entry through the
+ORM is refused before it reaches the database, with a clearer message.
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from moviola.store.models import AuditEvent
+from moviola.store.models import AuditEvent, AuditRetention
 
-ACTIONS = ("create", "remix", "edit", "extend", "storyboard", "download", "delete", "moderation")
+ACTIONS = (
+    "create",
+    "remix",
+    "edit",
+    "extend",
+    "storyboard",
+    "import",
+    "download",
+    "delete",
+    "moderation",
+)
 FIELDS = ("id", "at", "time", "actor", "action", "video_id", "detail")
 LOCAL = "local"  # how the keyless loopback user (actor None) is shown and filtered
 
@@ -133,5 +145,8 @@ def prune(
         return 0
     cutoff = (now if now is not None else time.time()) - retention_days * 86400
     with sessions.begin() as session:
+        # First the cutoff the database's trigger lets deletions through below, in the same
+        # transaction: concurrent prunes take turns on its row.
+        session.execute(update(AuditRetention).where(AuditRetention.id == 1).values(cutoff=cutoff))
         result = session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
     return result.rowcount or 0

@@ -46,8 +46,8 @@ class Video(Base):
     seconds: Mapped[str] = mapped_column(String(16))
     size: Mapped[str] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # everything else asked for
-    remixed_from_video_id: Mapped[str | None] = mapped_column(String(64))
-    source_video_id: Mapped[str | None] = mapped_column(String(64))  # edit / extend source
+    remixed_from_video_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_video_id: Mapped[str | None] = mapped_column(String(64), index=True)  # edit / extend
     input_path: Mapped[str | None] = mapped_column(String(500))  # an uploaded reference
 
     created_at: Mapped[float] = mapped_column(default=now)
@@ -75,7 +75,10 @@ class Video(Base):
     # The C2PA content credentials read from or written into the file, and their validation.
     credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_videos_status_seq", "status", "seq"),)
+    __table_args__ = (
+        Index("ix_videos_status_seq", "status", "seq"),
+        Index("ix_videos_owner_seq", "owner", "seq"),
+    )
 
 
 class ApiKey(Base):
@@ -125,3 +128,13 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))  # create, remix, download, delete, moderation…
     video_id: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AuditRetention(Base):
+    """One row (id 1): audit entries older than `cutoff` may be removed. The retention prune
+    moves it forward before it deletes; the database refuses any other change to an entry."""
+
+    __tablename__ = "audit_retention"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    cutoff: Mapped[float] = mapped_column(default=0.0)
