@@ -69,7 +69,7 @@ def test_range_requests_on_content(http, done_video, done_mp4):
 def test_unknown_routes_and_methods_answer_in_the_envelope(http):
     for method, path, status in (
         ("GET", "/v1/nothing", 404),
-        ("GET", "/", 404),
+        ("GET", "/nothing", 404),  # `/` itself is the Studio
         ("PUT", "/v1/videos", 405),
         ("DELETE", "/v1/videos/characters/char_1", 405),
     ):

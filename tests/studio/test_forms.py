@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 from playwright.sync_api import Page, expect
+
+# A 1×1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 def test_bad_size_is_shown_by_the_size_box_and_the_form_keeps_what_was_typed(
@@ -72,12 +79,20 @@ def test_storyboard_shots_are_reordered_duplicated_and_removed_and_errors_name_t
     page.get_by_role("group", name="Shot 4").get_by_role("button", name="Remove").click()
     expect(prompts).to_have_count(3)
     page.get_by_label("Exact size (width×height)").fill("160x96")
+    # A start image for the (now) first shot: it must survive the error too.
+    page.locator("input[name=shot_image]").nth(0).set_input_files(
+        {"name": "dawn.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    page.wait_for_timeout(300)  # the page reads the image to keep it
     page.get_by_role("button", name="Render storyboard").click()
 
     expect(page.locator("#shot_3_prompt-error")).to_contain_text("shot 3")
     expect(prompts.nth(0)).to_have_value("second")
     expect(prompts.nth(1)).to_have_value("first")
     expect(page.get_by_label("Exact size (width×height)")).to_have_value("160x96")
+    images = page.locator("input[name=shot_image]")
+    assert images.nth(0).evaluate("input => input.files[0]?.name") == "dawn.png"
+    assert images.nth(1).evaluate("input => input.files.length") == 0
 
 
 def test_a_refused_remix_or_edit_is_explained_beside_its_own_box(page: Page, studio, small):

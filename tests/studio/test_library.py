@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.dialects import sqlite
 
 from moviola.jobs.service import Caller
 from moviola.store import db
@@ -12,6 +14,7 @@ from moviola.store.models import Video
 from moviola.studio import library
 
 _seq = itertools.count(1)
+STATUSES = library.STATUSES
 
 
 @pytest.fixture
@@ -115,3 +118,50 @@ def test_job_states_give_the_place_in_the_shared_queue(sessions):
     assert states[mine.id].position == 2
     assert states[running.id].position is None and states[running.id].progress == 40
     assert library.active_ids(sessions, Caller()) == [mine.id, running.id]
+
+
+def plan(sessions, query) -> str:
+    compiled = query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    with sessions() as session:
+        rows = session.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+    return " / ".join(row[-1] for row in rows)
+
+
+def test_a_page_walks_an_index_newest_first_without_sorting(sessions):
+    for i in range(50):
+        add(sessions, f"clip {i}", owner=("key_a", None)[i % 2], status=STATUSES[i % 4])
+    for caller in (Caller(), Caller("key_a")):
+        for options in ({}, {"before": 10**6}, {"search": "nothing"}, {"model": "sora-2"}):
+            found = plan(sessions, library.page_query(caller, **options))
+            assert "USING INDEX ix_videos_owner_seq" in found, (caller, options, found)
+            assert "TEMP B-TREE" not in found
+        found = plan(sessions, library.page_query(caller, status="failed"))
+        assert "USING INDEX" in found and "TEMP B-TREE" not in found
+
+
+def test_lineage_finds_children_through_their_own_indexes(sessions):
+    for i in range(30):  # most videos have no parent: statistics make the index look poor
+        add(sessions, f"clip {i}")
+    with sessions.begin() as session:
+        session.execute(text("ANALYZE"))
+    remixes, extensions = library.children_queries(["video_a", "video_b"], "sqlite")
+    assert "USING INDEX ix_videos_remixed_from_video_id" in plan(sessions, remixes)
+    assert "USING INDEX ix_videos_source_video_id" in plan(sessions, extensions)
+
+
+def test_queue_places_of_many_jobs_come_from_one_query(sessions):
+    owners = ("key_b", None)
+    waiting = [
+        add(sessions, f"waiting {i}", status="queued", owner=owners[i % 2]) for i in range(6)
+    ]
+    mine = [v for v in waiting if v.owner is None]
+    statements = []
+    engine = sessions.kw["bind"]
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        states = library.job_states(sessions, Caller(), [v.id for v in mine])
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert [s.position for s in states] == [2, 4, 6]
+    assert len(statements) <= 4  # the rows, recent timings, the places, busy workers

@@ -78,3 +78,27 @@ def test_a_failed_job_says_why_in_plain_words(make_server, page: Page, small):
     page.get_by_role("link", name="Try again with these settings").click()
     expect(page.get_by_label("Prompt", exact=True)).to_have_value("a storm")
     expect(page.get_by_label("Exact size (width×height)")).to_have_value(small["size"])
+
+
+def test_the_server_stops_promptly_with_a_stream_open(make_server, small):
+    server = make_server(env={"MOVIOLA_WORKERS": "0"}).start()  # the job waits: streams stay
+    video = server.client().videos.create(prompt="waiting forever", **small)
+    streams = []
+    try:
+        for _ in range(3):  # three tabs watching
+            stream = httpx.stream(
+                "GET", server.url + "/studio/events", params={"id": video.id}, timeout=30
+            )
+            response = stream.__enter__()
+            assert next(response.iter_lines()).startswith("retry:")
+            streams.append(stream)
+        time.sleep(1.5)  # the streams are past their first reads, waiting on the job
+        started = time.monotonic()
+        server.process.terminate()
+        server.process.wait(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        for stream in streams:
+            stream.__exit__(None, None, None)
+    # The streams ended when the server was asked to stop, not when their jobs did.
+    assert took < 5, f"the server took {took:.1f} s to stop"

@@ -9,19 +9,16 @@ world.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.api.errors import AuthenticationError, PermissionDeniedError
 from moviola.jobs.service import Caller
-from moviola.store import keys
+from moviola.store.keycache import KeyCache
 
 # Documents the scheme in the OpenAPI schema; the check itself is below.
 bearer = HTTPBearer(auto_error=False, description="An API key from `moviola keys create`.")
@@ -101,43 +98,3 @@ def _local_name(host: str) -> bool:
 def _admit(state: Any, caller: Caller) -> Caller:
     state.limiter.check(caller.owner)
     return caller
-
-
-class KeyCache:
-    """The key lookups every request makes, remembered for `ttl_s`.
-
-    Keys are created and revoked by `moviola keys` in another process, so a change takes
-    effect within `ttl_s`. Only accepted keys are remembered (by hash, never the secret), so
-    guessing cannot grow the cache.
-    """
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, sessions: sessionmaker[Session], ttl_s: float = 1.0):
-        self.sessions = sessions
-        self.ttl_s = ttl_s
-        self._any = (False, 0.0)  # (value, valid until)
-        self._owners: dict[str, tuple[str, float]] = {}  # secret hash → (key id, until)
-
-    def any_keys(self) -> bool:
-        value, until = self._any
-        now = time.monotonic()
-        if now >= until:
-            value = keys.any_keys(self.sessions)
-            self._any = (value, now + self.ttl_s)
-        return value
-
-    def owner_of(self, secret: str) -> str | None:
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
-        cached = self._owners.get(digest)
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        key = keys.verify(self.sessions, secret)
-        if key is None:
-            self._owners.pop(digest, None)
-            return None
-        if len(self._owners) >= self.MAX_ENTRIES:
-            self._owners.clear()
-        self._owners[digest] = (key.id, now + self.ttl_s)
-        return key.id

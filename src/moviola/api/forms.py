@@ -5,9 +5,9 @@ with no file in them, flattening nested values into bracketed names (`video[id]`
 `input_reference[image_url]`, `characters[][id]`); raw HTTP clients post JSON. All of them
 become one `Body`: nested plain fields, plus the file parts by name.
 
-Uploads are bounded while they arrive: a declared `Content-Length` over the limit is refused
-before a byte is read, and a body without one is counted as it streams, so a client can never
-make the server hold more than the limit (file parts spool to disk past 1 MiB).
+Uploads are bounded while they arrive (`moviola.jobs.uploads`, shared with the Studio): a
+declared `Content-Length` over the limit is refused before a byte is read, and a body without
+one is counted as it streams (file parts spool to disk past 1 MiB).
 """
 
 from __future__ import annotations
@@ -21,16 +21,12 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
-from moviola.errors import InvalidRequestError, TooLargeError
+from moviola.errors import InvalidRequestError
 from moviola.jobs.service import Upload
+from moviola.jobs.uploads import body_limit, content_type, limited, refuse_declared, too_large
 
-# Room for the plain fields and the multipart framing around a maximum-size file.
-FIELDS_ALLOWANCE = 1024 * 1024
-# A refused body is still read (and thrown away) up to this much, so that the client, which
-# is still sending, gets to read the 413 rather than a reset connection.
-DRAIN_LIMIT = 64 * 1024 * 1024
 MAX_PARTS = 1000
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
@@ -42,29 +38,17 @@ class Body:
     files: dict[str, Upload] = field(default_factory=dict)
 
 
-def body_limit(max_upload_bytes: int, content_type: str) -> int:
-    """The most bytes a request body may have: one upload, raw in multipart or base64 (4/3
-    larger) as a data URL in JSON or a url-encoded form, plus its fields."""
-    if content_type == "multipart/form-data":
-        return max_upload_bytes + FIELDS_ALLOWANCE
-    return max_upload_bytes * 4 // 3 + FIELDS_ALLOWANCE
-
-
 async def read_body(request: Request, max_upload_bytes: int) -> Body:
     """Parse a POST body; raises `InvalidRequestError` (400) or `TooLargeError` (413)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limit = body_limit(max_upload_bytes, content_type)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        if int(declared) - limit <= DRAIN_LIMIT:
-            await _drain(request.stream())
-        raise _too_large(max_upload_bytes)
-    stream = _limited(request, limit, max_upload_bytes)
+    kind = content_type(request)
+    limit = body_limit(max_upload_bytes, kind)
+    await refuse_declared(request, limit, max_upload_bytes)
+    stream = limited(request, limit, max_upload_bytes)
 
-    if content_type == "multipart/form-data":
+    if kind == "multipart/form-data":
         return await _multipart(request, stream, limit, max_upload_bytes)
     raw = b"".join([chunk async for chunk in stream])
-    if content_type == "application/x-www-form-urlencoded":
+    if kind == "application/x-www-form-urlencoded":
         try:
             pairs = parse_qsl(raw.decode(), keep_blank_values=True)
         except UnicodeDecodeError:
@@ -72,9 +56,9 @@ async def read_body(request: Request, max_upload_bytes: int) -> Body:
         return Body(fields=unflatten(pairs))
     if not raw.strip():
         return Body()
-    if content_type not in ("", "application/json") and not content_type.endswith("+json"):
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
         raise InvalidRequestError(
-            f"unsupported Content-Type {content_type!r}: send application/json, "
+            f"unsupported Content-Type {kind!r}: send application/json, "
             "multipart/form-data or application/x-www-form-urlencoded"
         )
     try:
@@ -153,31 +137,6 @@ def _put(container: dict | list, path: list[str], value: Any, key: str) -> None:
     _put(child, rest, value, key)
 
 
-async def _limited(request: Request, limit: int, max_upload_bytes: int) -> AsyncIterator[bytes]:
-    """The body's chunks, refusing it once more than `limit` bytes have arrived."""
-    seen = 0
-    stream = request.stream()
-    try:
-        async for chunk in stream:
-            seen += len(chunk)
-            if seen > limit:
-                await _drain(stream)
-                raise _too_large(max_upload_bytes)
-            yield chunk
-    except ClientDisconnect:
-        raise InvalidRequestError("the client disconnected while sending the body") from None
-
-
-async def _drain(stream: AsyncIterator[bytes], budget: int = DRAIN_LIMIT) -> None:
-    try:
-        async for chunk in stream:
-            budget -= len(chunk)
-            if budget < 0:
-                return
-    except ClientDisconnect:
-        return
-
-
 async def _multipart(
     request: Request, stream: AsyncIterator[bytes], limit: int, max_upload_bytes: int
 ) -> Body:
@@ -198,10 +157,10 @@ async def _multipart(
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if value.size is not None and value.size > max_upload_bytes:
-                    raise _too_large(max_upload_bytes, param=name)
+                    raise too_large(max_upload_bytes, param=name)
                 data = await value.read()
                 if len(data) > max_upload_bytes:
-                    raise _too_large(max_upload_bytes, param=name)
+                    raise too_large(max_upload_bytes, param=name)
                 if name in files:
                     raise InvalidRequestError(f"{name} is given twice", param=name)
                 files[name] = Upload(data=data, filename=value.filename)
@@ -210,10 +169,3 @@ async def _multipart(
     finally:
         await form.close()
     return Body(fields=unflatten(pairs), files=files)
-
-
-def _too_large(limit: int, param: str | None = None) -> TooLargeError:
-    return TooLargeError(
-        f"the request is larger than this server accepts (uploads up to {limit:,} bytes)",
-        param=param,
-    )

@@ -30,6 +30,9 @@ from moviola.errors import (
     TooLargeError,
     TooManyRequestsError,
 )
+from moviola.jobs.moderation import BLOCKED, ModerationBlocked, PromptPolicy, quarantine
+from moviola.media.sniff import HEAD_BYTES, sniff
+from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video, new_id
 
@@ -77,6 +80,7 @@ class VideoService:
         self.settings = settings
         self.sessions = sessions
         self.blobs = blobs
+        self.policy = PromptPolicy(settings)
 
     # --- creating ------------------------------------------------------------------------
 
@@ -103,9 +107,22 @@ class VideoService:
             image=image,
         )
 
-    def remix(self, caller: Caller, video_id: str, *, prompt: Any, extras: dict | None = None):
+    def remix(
+        self,
+        caller: Caller,
+        video_id: str,
+        *,
+        prompt: Any,
+        extras: dict | None = None,
+        strength: Any = None,
+    ):
+        """`strength` (0–1, how far from the source it may go) defaults to the API's."""
         source = self._finished(caller, video_id, "remix")
-        params = {**source.params, **self._extras(extras or {}), "strength": DEFAULT_STRENGTH}
+        try:
+            strength = DEFAULT_STRENGTH if strength in (None, "") else float(strength)
+        except (TypeError, ValueError):
+            raise InvalidRequestError("strength must be a number", param="strength") from None
+        params = {**source.params, **self._extras(extras or {}), "strength": strength}
         params.pop("seed", None)
         return self._submit(
             caller,
@@ -231,6 +248,7 @@ class VideoService:
         )
         plans = plan_storyboard(planned, base)
         self._check_queue(caller)
+        self._moderate(caller, "storyboard", "\n".join(shot.prompt for shot in planned))
 
         video_id = new_id("video")
         first = plans[0]
@@ -264,6 +282,7 @@ class VideoService:
                 media.atomic_write_bytes(path, shot.image.data)
         with self.sessions.begin() as session:
             session.add(row)
+            self._audit(session, caller, "storyboard", video_id, {"model": model})
         return row
 
     # --- reading and deleting --------------------------------------------------------------
@@ -301,13 +320,21 @@ class VideoService:
         return rows[:limit], len(rows) > limit
 
     def delete(self, caller: Caller, video_id: str) -> None:
-        """Gone at once for every reader; a running job stops within a step; files removed."""
+        """Gone at once for every reader; a running job stops within a step; files removed —
+        except a blocked video's, which move to the admins' quarantine (first: a crash
+        before the row is marked leaves them safe, never a deleted row's folder the sweeper
+        would remove)."""
         video = self.get(caller, video_id)
+        detail = None
+        if video.status == "failed" and video.error_code == BLOCKED:
+            kept = quarantine(self.blobs, video.id, self.settings.data_dir)
+            detail = {"error_code": BLOCKED, "quarantined": str(kept) if kept else None}
         with self.sessions.begin() as session:
             row = session.get(Video, video.id)
             row.deleted_at = time.time()
             row.cancel_requested = True
-        if video.status != "in_progress":
+            self._audit(session, caller, "delete", video.id, detail)
+        if video.status != "in_progress" and detail is None:
             self.blobs.remove(video.id)
         # A running job's worker removes the files when it stops (it sees the cancel).
 
@@ -331,7 +358,12 @@ class VideoService:
         path = Path(video.files[variant]["path"])
         if not path.is_file():
             raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
-        return path, "video/mp4" if shot else VARIANTS[variant][1]
+        if variant == "video" or shot:  # not previews: pages fetch those all the time
+            with self.sessions.begin() as session:
+                self._audit(session, caller, "download", video_id, {"variant": variant})
+        # An imported video is served as the file it is (a GIF, a WebM), under its own type.
+        recorded = video.files[variant].get("mime")
+        return path, recorded or ("video/mp4" if shot else VARIANTS[variant][1])
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -420,7 +452,9 @@ class VideoService:
             else:
                 stand_in["video"] = frames
             if isinstance(source, Upload):
-                input_suffix = ".mp4"
+                # Stored as what it is (a WebM stays .webm): readers may go by the name.
+                container = sniff(source.data[:HEAD_BYTES])
+                input_suffix = container.suffix if container else ".video"
 
         output_size = size or (source.size if isinstance(source, Video) else None)
         if output_size is None and source is None:
@@ -448,6 +482,7 @@ class VideoService:
         )
         resolved = plan(request, spec)
         self._check_queue(caller)
+        self._moderate(caller, kind, prompt)
 
         video_id = new_id("video")
         params = {**params, "seed": resolved.seed}
@@ -476,7 +511,36 @@ class VideoService:
             row.input_path = str(path)
         with self.sessions.begin() as session:
             session.add(row)
+            detail = {"model": model, "source_video_id": row.source_video_id or remixed_from}
+            self._audit(session, caller, kind, video_id, detail)
         return row
+
+    # --- trust: the prompt policy and the audit log ------------------------------------------
+
+    def _moderate(self, caller: Caller, kind: str, prompt: str) -> None:
+        """Refuse a prompt the operator's policy blocks, before anything is written; the
+        decision and its reason go to the audit log."""
+        if not self.policy.enabled:
+            return
+        decision = self.policy.check(prompt)
+        if decision is None:
+            return
+        if self.settings.audit:
+            detail = {**decision.as_audit("prompt"), "kind": kind, "prompt": prompt[:500]}
+            audit.record(self.sessions, actor=caller.owner, action="moderation", detail=detail)
+        raise ModerationBlocked(decision.reason, param="prompt")
+
+    def _audit(
+        self,
+        session: Session,
+        caller: Caller,
+        action: str,
+        video_id: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit entry in the same transaction as the change it records."""
+        if self.settings.audit:
+            audit.add(session, actor=caller.owner, action=action, video_id=video_id, detail=detail)
 
     def _probe_source(self, source: Video | Upload) -> media.VideoInfo:
         limits = dict(

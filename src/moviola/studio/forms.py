@@ -10,8 +10,11 @@ import re
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import Request
 
-from moviola.errors import MoviolaError, TooLargeError, TooManyRequestsError
+from moviola.errors import InvalidRequestError, MoviolaError, TooLargeError, TooManyRequestsError
+from moviola.jobs import uploads
 from moviola.jobs.service import Shot, Upload
 
 # The service's (and engine's) names for fields → the Studio's control names.
@@ -40,7 +43,7 @@ def errors_for(err: MoviolaError) -> dict[str, str]:
     """`{control name: plain message}`; "form" for what belongs to no one control."""
     message = str(err)
     if isinstance(err, TooManyRequestsError):
-        message = f"{message} — wait for some to finish, then try again"
+        message = f"{message} — wait a little, then try again"
     elif isinstance(err, TooLargeError):
         message = f"{message} — choose a smaller file"
     param = err.param or "form"
@@ -48,6 +51,76 @@ def errors_for(err: MoviolaError) -> dict[str, str]:
     if shot:
         return {f"shot_{int(shot[1]) + 1}_{shot[2]}": message}
     return {FIELD_OF.get(param, param): message}
+
+
+MAX_PARTS = 1000
+
+
+class _BoundedParser(MultiPartParser):
+    """A multipart form whose files together may hold at most `max_upload_bytes`.
+
+    File bytes past the limit are thrown away as they arrive (nothing is kept), while every
+    plain field is still read: the form comes back whole with the refusal for the file that
+    went over, so the page can show it beside that file's control with all else as typed."""
+
+    def __init__(self, request: Request, stream: Any, max_upload_bytes: int):
+        super().__init__(
+            request.headers,
+            stream,
+            max_files=MAX_PARTS,
+            max_fields=MAX_PARTS,
+            max_part_size=uploads.FIELDS_ALLOWANCE,
+        )
+        self.max_upload_bytes = max_upload_bytes
+        self.file_bytes = 0
+        self.over: str | None = None  # the file control that went over the limit
+        self._files_named: dict[str, int] = {}
+        self._file_param = ""
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        if self._current_part.file is not None:
+            name = self._current_part.field_name
+            index = self._files_named.get(name, 0)
+            self._files_named[name] = index + 1
+            # A storyboard's images are one control per shot: name the shot.
+            self._file_param = f"shots[{index}].image" if name == "shot_image" else name
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is not None:
+            self.file_bytes += end - start
+            if self.file_bytes > self.max_upload_bytes:
+                self.over = self.over or self._file_param
+                return
+        super().on_part_data(data, start, end)
+
+
+async def read_form(
+    request: Request, max_upload_bytes: int
+) -> tuple[FormData, MoviolaError | None]:
+    """A posted form, read as it streams with the API's upload limit (over all its files
+    together), and the refusal of it if any.
+
+    A body a little over the limit is still read, to keep what was typed; one far over it
+    (past `uploads.DRAIN_LIMIT` more) is refused unread, and the form comes back empty."""
+    kind = uploads.content_type(request)
+    limit = uploads.body_limit(max_upload_bytes, kind)
+    if kind == "multipart/form-data":
+        limit += uploads.DRAIN_LIMIT  # file bytes past the limit are counted, not kept
+    try:
+        await uploads.refuse_declared(request, limit, max_upload_bytes)
+        stream = uploads.limited(request, limit, max_upload_bytes)
+        if kind == "multipart/form-data":
+            parser = _BoundedParser(request, stream, max_upload_bytes)
+            form = await parser.parse()
+            if parser.over is not None:
+                return form, uploads.too_large(max_upload_bytes, param=parser.over)
+            return form, None
+        return await FormParser(request.headers, stream).parse(), None  # type: ignore[arg-type]
+    except MultiPartException as err:
+        return FormData(), InvalidRequestError(f"the form could not be read: {err.message}")
+    except MoviolaError as err:
+        return FormData(), err
 
 
 def text(form: FormData, name: str) -> str:
@@ -91,19 +164,34 @@ def prompt_value(form: FormData) -> Any:
     return prompt if isinstance(prompt, str) and prompt.strip() else None
 
 
-async def shots(form: FormData) -> tuple[list[Shot], list[dict[str, str]]]:
-    """The storyboard's shots in their order on the page, and their typed values."""
+def typed_shots(form: FormData) -> list[dict[str, str]]:
+    """The storyboard's shots as typed, in their order on the page, to put back in the form."""
     prompts = form.getlist("shot_prompt")
     seconds = form.getlist("shot_seconds")
-    images = form.getlist("shot_image")
-    built, typed = [], []
+    typed = []
     for index, prompt in enumerate(prompts):
-        prompt = prompt if isinstance(prompt, str) else ""
         length = seconds[index] if index < len(seconds) else ""
-        length = length.strip() if isinstance(length, str) else ""
-        image = await as_upload(images[index]) if index < len(images) else None
-        built.append(
-            Shot(prompt=prompt if prompt.strip() else None, seconds=length or None, image=image)
+        typed.append(
+            {
+                "prompt": prompt if isinstance(prompt, str) else "",
+                "seconds": length.strip() if isinstance(length, str) else "",
+            }
         )
-        typed.append({"prompt": prompt, "seconds": length})
-    return built, typed
+    return typed
+
+
+async def shots(form: FormData) -> list[Shot]:
+    """The storyboard's shots in their order on the page."""
+    images = form.getlist("shot_image")
+    built = []
+    for index, typed in enumerate(typed_shots(form)):
+        image = await as_upload(images[index]) if index < len(images) else None
+        prompt = typed["prompt"]
+        built.append(
+            Shot(
+                prompt=prompt if prompt.strip() else None,
+                seconds=typed["seconds"] or None,
+                image=image,
+            )
+        )
+    return built

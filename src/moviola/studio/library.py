@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.jobs.service import Caller
@@ -23,6 +23,7 @@ STATUSES = ("queued", "in_progress", "completed", "failed")
 ACTIVE = ("queued", "in_progress")
 _MAX_WORDS = 8
 _MAX_TREE = 200  # nodes shown in a lineage tree
+_MAX_CHILDREN = 5 * _MAX_TREE  # rows read for one level of it
 
 
 def _mine(query: Select, caller: Caller) -> Select:
@@ -47,6 +48,29 @@ def library_page(
     limit: int = PAGE_SIZE,
 ) -> Page:
     """Newest first; `search` matches videos whose prompt holds every word given."""
+    query = page_query(
+        caller, status=status, model=model, search=search, before=before, limit=limit
+    )
+    with sessions() as session:
+        rows = list(session.execute(query).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, rows[-1].seq if more and rows else None)
+
+
+def page_query(
+    caller: Caller,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    search: str | None = None,
+    before: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Select:
+    """The query of one page (and one row more, to know whether another follows).
+
+    `owner = ?` (or `IS NULL`) with `ORDER BY seq DESC` walks the `(owner, seq)` index
+    backwards and stops after the page: no sort, whatever the library's size."""
     query = _mine(select(Video), caller)
     if status in STATUSES:
         query = query.where(Video.status == status)
@@ -57,20 +81,31 @@ def library_page(
         query = query.where(Video.prompt.ilike(f"%{escaped}%", escape="\\"))
     if before is not None:
         query = query.where(Video.seq < before)
-    query = query.order_by(Video.seq.desc()).limit(limit + 1)
-    with sessions() as session:
-        rows = list(session.execute(query).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, rows[-1].seq if more and rows else None)
+    return query.order_by(Video.seq.desc()).limit(limit + 1)
+
+
+MODELS_TTL_S = 30.0
+_models_seen: dict[tuple[int, str | None], tuple[list[str], float]] = {}
 
 
 def models_used(sessions: sessionmaker[Session], caller: Caller) -> list[str]:
-    """The model names the viewer's videos were made with, for the library's filter."""
+    """The model names the viewer's videos were made with, for the library's filter.
+
+    Finding them reads every one of the viewer's rows, so the answer is kept for
+    `MODELS_TTL_S`: a library page is asked for far more often than a new model is used."""
+    key = (id(sessions), caller.owner)
+    now = time.monotonic()
+    cached = _models_seen.get(key)
+    if cached is not None and now < cached[1]:
+        return cached[0]
     with sessions() as session:
-        return sorted(
+        found = sorted(
             session.execute(_mine(select(Video.model).distinct(), caller)).scalars().all()
         )
+    if len(_models_seen) > 10_000:
+        _models_seen.clear()
+    _models_seen[key] = (found, now + MODELS_TTL_S)
+    return found
 
 
 def by_ids(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[Video]:
@@ -110,38 +145,56 @@ def _typical_render_s(session: Session) -> float | None:
     return sum(spans) / len(spans) if spans else None
 
 
+def _queue_positions(session: Session, rows: list[Video]) -> dict[str, int]:
+    """The place in the shared queue (1 = next) of each queued row, in one query: the queue
+    is numbered up to the last of them, every key's jobs counted."""
+    queued = [row for row in rows if row.status == "queued"]
+    if not queued:
+        return {}
+    numbered = (
+        select(
+            Video.id.label("id"),
+            func.row_number().over(order_by=Video.seq).label("position"),
+        )
+        .where(
+            Video.status == "queued",
+            Video.deleted_at.is_(None),
+            Video.seq <= max(row.seq for row in queued),
+        )
+        .subquery()
+    )
+    wanted = [row.id for row in queued]
+    found = session.execute(
+        select(numbered.c.id, numbered.c.position).where(numbered.c.id.in_(wanted))
+    ).all()
+    return {video_id: int(position) for video_id, position in found}
+
+
 def job_states(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[JobState]:
     """Where each job stands, with its place in the queue and an estimate of what is left.
 
-    The queue is shared by every key, so a position counts every waiting job ahead."""
+    The queue is shared by every key, so a position counts every waiting job ahead. A fixed
+    handful of queries, however many jobs are watched."""
     now = time.time()
     with sessions() as session:
         rows = list(
             session.execute(_mine(select(Video).where(Video.id.in_(ids[:200])), caller)).scalars()
         )
         typical = _typical_render_s(session) if any(r.status in ACTIVE for r in rows) else None
+        positions = _queue_positions(session, rows)
         workers_busy = None
+        if positions and typical is not None:
+            workers_busy = session.execute(
+                select(func.count())
+                .select_from(Video)
+                .where(Video.status == "in_progress", Video.deleted_at.is_(None))
+            ).scalar()
         states = []
         for row in rows:
             position = eta = None
             if row.status == "queued":
-                ahead = session.execute(
-                    select(func.count())
-                    .select_from(Video)
-                    .where(
-                        Video.status == "queued",
-                        Video.deleted_at.is_(None),
-                        Video.seq < row.seq,
-                    )
-                ).scalar()
-                position = ahead + 1
-                if typical is not None:
-                    if workers_busy is None:
-                        workers_busy = session.execute(
-                            select(func.count())
-                            .select_from(Video)
-                            .where(Video.status == "in_progress", Video.deleted_at.is_(None))
-                        ).scalar()
+                position = positions.get(row.id)
+                if typical is not None and position is not None:
                     eta = typical * (position + (1 if workers_busy else 0))
             elif row.status == "in_progress" and row.started_at:
                 elapsed = max(0.0, now - row.started_at)
@@ -202,21 +255,11 @@ def lineage(sessions: sessionmaker[Session], caller: Caller, video: Video) -> No
         frontier = {root.id: top}
         count = 1
         while frontier and count < _MAX_TREE:
-            children = session.execute(
-                _mine(
-                    select(Video).where(
-                        or_(
-                            Video.remixed_from_video_id.in_(list(frontier)),
-                            Video.source_video_id.in_(list(frontier)),
-                        )
-                    ),
-                    caller,
-                )
-                .order_by(Video.seq)
-                .limit(_MAX_TREE)
-            ).scalars()
+            children = children_of(session, list(frontier))
             next_frontier = {}
             for child in children:
+                if child.owner != caller.owner:
+                    continue  # not the viewer's: neither it nor what was made from it
                 holder = frontier.get(parent_id(child) or "")
                 if holder is None or child.id in next_frontier or count >= _MAX_TREE:
                     continue
@@ -226,6 +269,36 @@ def lineage(sessions: sessionmaker[Session], caller: Caller, video: Video) -> No
                 count += 1
             frontier = next_frontier
     return top
+
+
+def children_of(session: Session, parents: list[str]) -> list[Video]:
+    """What was made from `parents` (remixes, edits, extensions), oldest first.
+
+    Found through the indexes on `remixed_from_video_id` and `source_video_id` alone: with the
+    owner in the query too, the database may walk the owner's whole library instead (the
+    `(owner, seq)` index serves its order), so the caller checks the owner. At most
+    `_MAX_CHILDREN` are read for each link, which only a video remixed thousands of times
+    reaches."""
+    rows = {}
+    for query in children_queries(parents, session.get_bind().dialect.name):
+        rows.update((row.id, row) for row in session.execute(query).scalars())
+    return sorted(rows.values(), key=lambda row: row.seq)
+
+
+def children_queries(parents: list[str], dialect: str) -> list[Select]:
+    """One query per link to a parent, each through its own index.
+
+    Most videos have no parent, and SQLite's statistics (once `ANALYZE` has run) count those
+    NULLs as one huge group of equal values, after which it would rather read the whole table
+    than the index: `unlikely()` tells it that few rows match. PostgreSQL's statistics know
+    about NULLs by themselves."""
+    queries = []
+    for column in (Video.remixed_from_video_id, Video.source_video_id):
+        match = column.in_(parents)
+        if dialect == "sqlite":
+            match = func.unlikely(match)
+        queries.append(select(Video).where(match, Video.deleted_at.is_(None)).limit(_MAX_CHILDREN))
+    return queries
 
 
 def tree_size(node: Node) -> int:

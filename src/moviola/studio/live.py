@@ -1,12 +1,13 @@
 """Live progress as Server-Sent Events: the server watches the jobs, the page only listens.
 
 One stream per page, for the jobs it shows (or all of the viewer's active jobs). The server
-reads their rows every half second and sends an event only when something changed; the browser's
-`EventSource` reconnects by itself if the stream drops. A stream ends once every job it watches
-has finished, so an idle page holds no connection, and after `MAX_STREAM_S` in any case: the
-server cannot tell an open stream that it is shutting down (it waits for open responses to
-end), and the browser reconnects within a second, to a fresh stream that starts with the full
-state.
+reads their rows every half second (a fixed handful of queries, however many jobs) and sends
+an event only when something changed; the browser's `EventSource` reconnects by itself if the
+stream drops. A stream ends once every job it watches has finished, so an idle page holds no
+connection, and at once when the server is asked to stop (`app.state.stopping`, set by
+`moviola.studio.watch_shutdown`), so a shutdown never waits on an open page. Where nothing can
+tell a stream of a shutdown (the application run without it), a stream ends after
+`MAX_STREAM_S` instead and the browser reconnects to a fresh one.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def _event(name: str, data: object) -> str:
 
 async def stream(request: Request, seen: Viewer, ids: list[str]) -> AsyncIterator[str]:
     sessions = request.app.state.sessions
+    stopping = getattr(request.app.state, "stopping", None)
+    ends = None if stopping is not None else time.monotonic() + MAX_STREAM_S
     if not ids:
         ids = await run_in_threadpool(library.active_ids, sessions, seen.caller)
     last: dict[str, dict] = {}
     yield "retry: 1000\n\n"
-    ends = time.monotonic() + MAX_STREAM_S
-    while time.monotonic() < ends and not await request.is_disconnected():
+    while not await request.is_disconnected():
+        if (stopping is not None and stopping.is_set()) or (ends and time.monotonic() > ends):
+            return
         states = await run_in_threadpool(library.job_states, sessions, seen.caller, ids)
         found = {state.id for state in states}
         for state in states:

@@ -4,6 +4,8 @@ validation, quotas and ownership are exactly the API's."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 import tempfile
 import time
@@ -21,16 +23,24 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.templating import Jinja2Templates
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError
+from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
+from moviola.jobs.models import choices
 from moviola.jobs.service import EXTENSION_SECONDS
-from moviola.store import keys
+from moviola.store import audit, keys
 from moviola.store.models import Video
 from moviola.studio import forms, library, live, snippets
-from moviola.studio.models import choices
-from moviola.studio.session import Viewer, check_csrf, identify, new_session, set_cookie, viewer
+from moviola.studio.session import (
+    Viewer,
+    check_csrf,
+    identify,
+    new_session,
+    safe_next,
+    set_cookie,
+    sign_out,
+    viewer,
+)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -53,16 +63,69 @@ def _bytes(n: int | None) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _sheet_size(path: str) -> tuple[int, int] | None:
+    """A spritesheet's pixel size, from its header (files never change once written)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
+TILE_WIDTH = 160  # what `media.write_spritesheet` uses unless told otherwise
+
+
+def grid_of(sheet: tuple[int, int], frames: int, video_size: str) -> dict[str, int] | None:
+    """The grid of a spritesheet `sheet` (width, height) pixels big, holding up to 25 of a
+    video's `frames`, read from the file rather than assumed (an imported spritesheet may hold
+    fewer frames, or be laid out differently, from the ones rendered here).
+
+    A sheet is a grid of whole tiles of the video's shape. Of the grids that divide it so,
+    the near-square one `media.write_spritesheet` makes for some number of frames comes first;
+    else the one whose tiles are nearest its usual width."""
+    try:
+        width, height = (int(n) for n in video_size.split("x"))
+    except ValueError:
+        return None
+    most = min(frames, 25)
+    if most < 2 or width <= 0 or height <= 0:
+        return None
+
+    def fits(columns: int, rows: int) -> bool:
+        if sheet[0] % columns or sheet[1] % rows:
+            return False  # tiles that are not whole
+        tile_width, tile_height = sheet[0] // columns, sheet[1] // rows
+        return abs(tile_height - tile_width * height / width) <= 1  # the video's shape
+
+    for count in range(most, 1, -1):
+        columns = math.ceil(math.sqrt(count))
+        rows = math.ceil(count / columns)
+        if fits(columns, rows):
+            return {"columns": columns, "rows": rows, "count": count}
+    found = [
+        (abs(sheet[0] // columns - TILE_WIDTH), columns, rows)
+        for columns in range(1, most + 1)
+        for rows in range(1, most + 1)
+        if (rows - 1) * columns < most and columns * rows >= 2 and fits(columns, rows)
+    ]
+    if not found:
+        return None
+    _, columns, rows = min(found)
+    return {"columns": columns, "rows": rows, "count": min(columns * rows, most)}
+
+
 def _sprite(video: Video) -> dict[str, int] | None:
-    """The spritesheet's grid, as `media.write_spritesheet` lays it out by default."""
+    """The spritesheet's grid, for scrubbing it on hover."""
     if video.status != "completed" or not video.files or "spritesheet" not in video.files:
         return None
     frames = int((video.result or {}).get("frames") or 0)
-    count = min(frames, 25)
-    if count < 2:
+    sheet = _sheet_size(str(video.files["spritesheet"].get("path", "")))
+    if frames < 2 or sheet is None:
         return None
-    columns = int(count**0.5) + (0 if int(count**0.5) ** 2 == count else 1)
-    return {"columns": columns, "rows": -(-count // columns), "count": count}
+    return grid_of(sheet, frames, video.size or "")
 
 
 templates.env.filters["when"] = _age
@@ -70,33 +133,62 @@ templates.env.filters["size"] = _bytes
 templates.env.globals["sprite"] = _sprite
 
 
+# Every page carries the session's CSRF token (and one shows a new key's secret): never
+# cached, never framed (so no page elsewhere can trick a click), scripts and styles from here.
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+}
+
+
 def page(
-    request: Request, seen: Viewer, name: str, status_code: int = 200, **context: Any
+    request: Request, seen: Viewer | None, name: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     response = templates.TemplateResponse(
         request,
         name,
         {"viewer": seen, "keys_exist": request.app.state.key_cache.any_keys(), **context},
         status_code=status_code,
+        headers=PAGE_HEADERS,
     )
-    return seen.apply(response, request)
+    return seen.apply(response, request) if seen is not None else response
 
 
 def go(request: Request, seen: Viewer, url: str) -> RedirectResponse:
     return seen.apply(RedirectResponse(url, status_code=303), request)
 
 
-async def posted(request: Request, seen: Viewer) -> Any:
-    """The form of a state-changing request, or a refusal when its CSRF token is not this
-    session's (a page elsewhere posting here)."""
+async def posted(request: Request, seen: Viewer) -> tuple[Any, MoviolaError | None]:
+    """The form of a state-changing request and, when it may not go ahead, why: too large,
+    or too many requests. The caller shows that beside the form, re-rendered as typed, and
+    changes nothing. A form whose CSRF token is not this session's (a page elsewhere posting
+    here) is refused outright."""
     state = request.app.state
-    form = await request.form(max_part_size=state.settings.max_upload_bytes)
+    form, refusal = await forms.read_form(request, state.settings.max_upload_bytes)
+    if refusal is not None:
+        return form, refusal  # nothing is done with it, so its token need not be checked
     if not check_csrf(request, seen, form):
         raise CsrfRefused()
     # The API's per-key rate applies to what changes things; reading pages (and the dozens of
     # thumbnails a library page shows) does not use it up.
-    state.limiter.check(seen.caller.owner)
-    return form
+    try:
+        state.limiter.check(seen.caller.owner)
+    except TooManyRequestsError as err:
+        return form, err
+    return form, None
+
+
+def _problem(request: Request, seen: Viewer, refusal: MoviolaError) -> HTMLResponse:
+    """A refusal of a form that has no page of its own to come back to."""
+    status = 429 if isinstance(refusal, TooManyRequestsError) else 400
+    message = next(iter(forms.errors_for(refusal).values()))
+    return page(request, seen, "problem.html", status_code=status, message=message)
 
 
 class CsrfRefused(Exception):
@@ -150,9 +242,11 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
 
 @router.post("/create", response_class=HTMLResponse)
 async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    form = await posted(request, seen)
+    form, refusal = await posted(request, seen)
     typed = forms.values(form, forms.CREATE_FIELDS)
     try:
+        if refusal is not None:
+            raise refusal
         image = await forms.upload(form, "image")
         video = await run_in_threadpool(
             _service(request).create,
@@ -237,7 +331,7 @@ async def video_file(
 
 
 async def _video_action(request: Request, seen: Viewer, video_id: str, action: str) -> Response:
-    form = await posted(request, seen)
+    form, refusal = await posted(request, seen)
     source = await _video(request, seen, video_id)
     if source is None:
         return _not_found(request, seen)
@@ -245,6 +339,8 @@ async def _video_action(request: Request, seen: Viewer, video_id: str, action: s
     typed = forms.values(form, ("prompt", "strength", "seconds"))
     prompt = forms.prompt_value(form)
     try:
+        if refusal is not None:
+            raise refusal
         if action == "remix":
             video = await run_in_threadpool(
                 service.remix, seen.caller, video_id, prompt=prompt, strength=typed["strength"]
@@ -295,15 +391,14 @@ async def edit(video_id: str, request: Request, seen: Viewer = Depends(viewer)) 
 @router.post("/videos/{video_id}/delete")
 async def delete(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
     """Delete a video, or cancel a job that is queued or running (the same thing)."""
-    form = await posted(request, seen)
+    form, refusal = await posted(request, seen)
+    if refusal is not None:
+        return _problem(request, seen, refusal)
     try:
         await run_in_threadpool(_service(request).delete, seen.caller, video_id)
     except NotFoundError:
         return _not_found(request, seen)
-    back = forms.text(form, "next")
-    return go(
-        request, seen, back if back.startswith("/") and not back.startswith("//") else "/library"
-    )
+    return go(request, seen, safe_next(forms.text(form, "next"), "/library"))
 
 
 # --- library -----------------------------------------------------------------------------------
@@ -314,10 +409,18 @@ def _filters(request: Request) -> dict[str, str]:
     return {name: query.get(name, "").strip() for name in ("status", "model", "q")}
 
 
+def _before(request: Request) -> int | None:
+    """The page cursor (a `seq`); anything else (not a number, past the database's 64-bit
+    integers) starts from the newest."""
+    before = request.query_params.get("before", "")
+    if before.isascii() and before.isdigit() and len(before) <= 19 and int(before) < 2**63:
+        return int(before)
+    return None
+
+
 @router.get("/library", response_class=HTMLResponse)
 async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
     filters = _filters(request)
-    before = request.query_params.get("before", "")
     sessions = request.app.state.sessions
     result = await run_in_threadpool(
         library.library_page,
@@ -326,7 +429,7 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
         status=filters["status"] or None,
         model=filters["model"] or None,
         search=filters["q"] or None,
-        before=int(before) if before.isdigit() else None,
+        before=_before(request),
     )
     more_url = None
     if result.next_before is not None:
@@ -335,6 +438,8 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
     if request.query_params.get("fragment"):  # the next page, for infinite scroll
         return page(request, seen, "_cards.html", videos=result.videos, more_url=more_url)
     models = await run_in_threadpool(library.models_used, sessions, seen.caller)
+    if filters["model"] and filters["model"] not in models:  # used since the list was read
+        models = sorted([*models, filters["model"]])
     return page(
         request,
         seen,
@@ -349,7 +454,9 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
 
 @router.post("/library/delete")
 async def delete_many(request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    form = await posted(request, seen)
+    form, refusal = await posted(request, seen)
+    if refusal is not None:
+        return _problem(request, seen, refusal)
     service = _service(request)
     for video_id in form.getlist("id")[:500]:
         # Already gone (deleted in another tab) is what was asked for.
@@ -360,29 +467,54 @@ async def delete_many(request: Request, seen: Viewer = Depends(viewer)) -> Respo
 
 @router.get("/library/download")
 async def download_many(request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    """The chosen videos' MP4s in one zip (stored, not compressed: MP4s do not shrink)."""
+    """The chosen videos in one zip (stored, not compressed: videos do not shrink); each one
+    packed is a download in the audit log, as through the API."""
     ids = request.query_params.getlist("id")
-    rows = await run_in_threadpool(library.by_ids, request.app.state.sessions, seen.caller, ids)
+    sessions = request.app.state.sessions
+    rows = await run_in_threadpool(library.by_ids, sessions, seen.caller, ids)
 
     def pack() -> Path:
-        # On disk, not in memory: a selection of long videos can be gigabytes.
-        handle, name = tempfile.mkstemp(prefix="moviola-download-", suffix=".zip")
+        # On disk, not in memory (a selection of long videos can be gigabytes), and in the
+        # data dir, which has room for videos, rather than the system's temporary folder.
+        folder = _service(request).settings.data_dir / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="download-", suffix=".zip", dir=folder)
         os.close(handle)
+        packed = []
         with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_STORED) as archive:
             for row in rows:
                 entry = (row.files or {}).get("video")
                 if row.status == "completed" and entry and Path(entry["path"]).is_file():
-                    archive.write(entry["path"], f"{row.id}.mp4")
+                    # An imported GIF or WebM keeps its own suffix.
+                    archive.write(entry["path"], f"{row.id}{Path(entry['path']).suffix}")
+                    packed.append(row.id)
+        if packed and _service(request).settings.audit:
+            with sessions.begin() as session:
+                for video_id in packed:
+                    detail = {"variant": "video", "archive": "zip"}
+                    audit.add(
+                        session,
+                        actor=seen.caller.owner,
+                        action="download",
+                        video_id=video_id,
+                        detail=detail,
+                    )
         return Path(name)
 
     path = await run_in_threadpool(pack)
-    response = FileResponse(
-        path,
-        media_type="application/zip",
-        filename="moviola-videos.zip",
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
+    response = _TemporaryFile(path, media_type="application/zip", filename="moviola-videos.zip")
     return seen.apply(response, request)
+
+
+class _TemporaryFile(FileResponse):
+    """A file sent once, then removed: also when the client goes away part way (where a
+    background task would not run)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            Path(self.path).unlink(missing_ok=True)
 
 
 # --- storyboard --------------------------------------------------------------------------------
@@ -397,10 +529,13 @@ async def storyboard_page(request: Request, seen: Viewer = Depends(viewer)) -> H
 
 @router.post("/storyboard", response_class=HTMLResponse)
 async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    form = await posted(request, seen)
+    form, refusal = await posted(request, seen)
     typed = forms.values(form, ("model", "size", "seed", "negative_prompt", "steps", "guidance"))
-    shots, typed_shots = await forms.shots(form)
+    typed_shots = forms.typed_shots(form)
     try:
+        if refusal is not None:
+            raise refusal
+        shots = await forms.shots(form)
         if not shots:
             raise InvalidRequestError("add at least one shot", param="form")
         video = await run_in_threadpool(
@@ -431,12 +566,11 @@ async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Respon
 
 @router.get("/queue", response_class=HTMLResponse)
 async def queue_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
-    before = request.query_params.get("before", "")
     result = await run_in_threadpool(
         library.library_page,
         request.app.state.sessions,
         seen.caller,
-        before=int(before) if before.isdigit() else None,
+        before=_before(request),
         limit=50,
     )
     more_url = f"/queue?before={result.next_before}" if result.next_before else None
@@ -457,9 +591,11 @@ async def events(request: Request, seen: Viewer = Depends(viewer)) -> StreamingR
 # --- settings and keys -------------------------------------------------------------------------
 
 
-def _may_manage_keys(seen: Viewer) -> bool:
-    """Keys are the server's to give: managed from this machine only (or with `moviola keys`)."""
-    return seen.local
+def _may_manage_keys(seen: Viewer, keys_exist: bool) -> bool:
+    """Keys are the server's to give. The Studio makes the first one, for whoever runs the
+    server on this machine (keyless, local); once keys exist, a signed-in creator holds just
+    one of them, and the rest are managed with `moviola keys` on the server."""
+    return seen.local and not seen.signed_in and not keys_exist
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -470,20 +606,20 @@ async def settings_page(request: Request, seen: Viewer = Depends(viewer)) -> HTM
 async def _settings(
     request: Request, seen: Viewer, *, new_secret: str | None = None, errors: dict | None = None
 ) -> HTMLResponse:
-    settings = request.app.state.settings
-    key_list = (
-        await run_in_threadpool(keys.list_keys, request.app.state.sessions)
-        if _may_manage_keys(seen)
-        else []
-    )
+    state = request.app.state
+    settings = state.settings
+    may_manage = _may_manage_keys(seen, await run_in_threadpool(state.key_cache.any_keys))
+    key_list = await run_in_threadpool(keys.list_keys, state.sessions)
+    own = [k for k in key_list if k.id == seen.caller.owner]
     return page(
         request,
         seen,
         "settings.html",
         models=choices(settings),
         aliases=settings.model_aliases,
-        keys=key_list,
-        may_manage=_may_manage_keys(seen),
+        keys=key_list if may_manage else [],
+        own_key=own[0] if own else None,
+        may_manage=may_manage,
         new_secret=new_secret,
         errors=errors or {},
         status_code=400 if errors else 200,
@@ -492,25 +628,25 @@ async def _settings(
 
 @router.post("/settings/keys", response_class=HTMLResponse)
 async def create_key(request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    form = await posted(request, seen)
-    if not _may_manage_keys(seen):
-        return await _settings(request, seen, errors={"key_name": "keys are managed locally"})
+    form, refusal = await posted(request, seen)
+    if refusal is not None:
+        return await _settings(request, seen, errors=forms.errors_for(refusal))
+    state = request.app.state
+    # Not the key cache: two keys must not be made from two tabs within its second.
+    if not _may_manage_keys(seen, await run_in_threadpool(keys.any_keys, state.sessions)):
+        return await _settings(
+            request,
+            seen,
+            errors={"key_name": "keys are managed on the server, with `moviola keys`"},
+        )
     name = forms.text(form, "key_name")
     if not name or len(name) > 200:
         return await _settings(
             request, seen, errors={"key_name": "give the key a name (up to 200 characters)"}
         )
-    _, secret = await run_in_threadpool(keys.create_key, request.app.state.sessions, name)
-    # Shown in this response only: it is not stored and is never in a URL.
+    _, secret = await run_in_threadpool(keys.create_key, state.sessions, name)
+    # Shown in this response only (never cached, see PAGE_HEADERS): not stored, never in a URL.
     return await _settings(request, seen, new_secret=secret)
-
-
-@router.post("/settings/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    await posted(request, seen)
-    if _may_manage_keys(seen):
-        await run_in_threadpool(keys.revoke, request.app.state.sessions, key_id)
-    return go(request, seen, "/settings")
 
 
 # --- signing in and out ------------------------------------------------------------------------
@@ -518,21 +654,21 @@ async def revoke_key(key_id: str, request: Request, seen: Viewer = Depends(viewe
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request) -> HTMLResponse:
-    seen = identify(request)
-    return page(request, seen, "signin.html", next=request.query_params.get("next", "/"), errors={})
+    seen = await run_in_threadpool(identify, request)
+    target = safe_next(request.query_params.get("next", "/"))
+    return page(request, seen, "signin.html", next=target, errors={})
 
 
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request) -> Response:
-    seen = identify(request)
-    form = await request.form()
-    if not check_csrf(request, seen, form):
+    seen = await run_in_threadpool(identify, request)
+    form, refusal = await forms.read_form(request, 0)
+    if refusal is not None or not check_csrf(request, seen, form):
         raise CsrfRefused()
-    target = forms.text(form, "next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
+    target = safe_next(forms.text(form, "next"))
     secret = forms.text(form, "key")
-    owner = request.app.state.key_cache.owner_of(secret) if secret else None
+    cache = request.app.state.key_cache
+    owner = await run_in_threadpool(cache.owner_of, secret) if secret else None
     if owner is None:
         return page(
             request,
@@ -549,10 +685,12 @@ async def signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    seen = identify(request)
-    form = await request.form()
-    if not check_csrf(request, seen, form):
+    seen = await run_in_threadpool(identify, request)
+    form, refusal = await forms.read_form(request, 0)
+    if refusal is not None or not check_csrf(request, seen, form):
         raise CsrfRefused()
+    # Ends this session and every copy of its cookie (and the key's other sessions).
+    await run_in_threadpool(sign_out, request, seen)
     response = RedirectResponse("/signin", status_code=303)
     set_cookie(response, request, new_session(request, None))
     return response

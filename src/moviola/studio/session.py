@@ -9,6 +9,10 @@ The cookie is HTTP-only and signed with a secret kept in the data dir, so sessio
 restart and every server sharing the data dir accepts them. Each session has a random id; the
 CSRF token is an HMAC of it, checked on every state-changing request (forms send it as a field,
 scripts as the `x-csrf-token` header).
+
+The cookie alone would outlive a sign-out (a copy of it would keep working), so signing out
+records the time in `<data dir>/studio-signouts.json`, per key: a cookie issued before its
+key's last sign-out is no longer accepted, on any server sharing the data dir.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import ipaddress
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +33,9 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from moviola.jobs.service import Caller
 from moviola.media.files import atomic_write_bytes
-from moviola.store.models import ApiKey
 
 COOKIE = "moviola_studio"
 MAX_AGE_S = 30 * 24 * 3600
@@ -84,6 +87,45 @@ def secret_key(data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+class SignOuts:
+    """When each key last signed out: `{key id: time}`, kept in a small JSON file in the data
+    dir (written whole, atomically) and re-read only when the file changes."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "studio-signouts.json"
+        self._lock = threading.Lock()
+        self._seen: tuple[int, dict[str, float]] = (-1, {})  # (file mtime_ns, contents)
+
+    def _load(self) -> dict[str, float]:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if stamp != self._seen[0]:
+            try:
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError):
+                data = {}
+            self._seen = (stamp, data if isinstance(data, dict) else {})
+        return self._seen[1]
+
+    def last(self, key_id: str) -> float:
+        return float(self._load().get(key_id, 0.0))
+
+    def record(self, key_id: str, at: float) -> None:
+        with self._lock:
+            data = {**self._load(), key_id: at}
+            atomic_write_bytes(self.path, json.dumps(data).encode())
+
+
+def sign_outs(request: Request) -> SignOuts:
+    state = request.app.state
+    found = getattr(state, "studio_sign_outs", None)
+    if found is None:
+        found = state.studio_sign_outs = SignOuts(state.settings.data_dir)
+    return found
+
+
 def _signing_key(request: Request) -> bytes:
     state = request.app.state
     key = getattr(state, "studio_secret", None)
@@ -132,7 +174,8 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
 
 def new_session(request: Request, key_id: str | None) -> str:
     """A cookie for a new session (a new id: signing in never keeps the old one)."""
-    payload = {"sid": secrets.token_urlsafe(18), "key": key_id, "at": int(time.time())}
+    # Issued to the microsecond: a sign-in just after a sign-out is after it.
+    payload = {"sid": secrets.token_urlsafe(18), "key": key_id, "at": time.time()}
     return _sign(_signing_key(request), payload)
 
 
@@ -165,15 +208,10 @@ def is_local(request: Request) -> bool:
     return is_loopback(_hostname(request.headers.get("host", "")))
 
 
-def _live_key(request: Request, key_id: str) -> ApiKey | None:
-    with request.app.state.sessions() as session:
-        return session.execute(
-            select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        ).scalar()
-
-
 def identify(request: Request) -> Viewer:
-    """The viewer of `request` without requiring a sign-in (for the sign-in page itself)."""
+    """The viewer of `request` without requiring a sign-in (for the sign-in page itself).
+
+    May read the database (the key, once a second at most): call it from a worker thread."""
     key = _signing_key(request)
     payload = _unsign(key, request.cookies.get(COOKIE))
     fresh = None
@@ -182,14 +220,23 @@ def identify(request: Request) -> Viewer:
         payload = _unsign(key, fresh)
     owner, name = None, None
     if payload.get("key"):
-        row = _live_key(request, payload["key"])
-        if row is None:  # revoked since: the session ends
+        key_id = str(payload["key"])
+        name = request.app.state.key_cache.live_name(key_id)
+        # Revoked since, or signed out since: the session ends.
+        if name is None or float(payload.get("at", 0)) <= sign_outs(request).last(key_id):
             fresh = new_session(request, None)
             payload = _unsign(key, fresh)
+            name = None
         else:
-            owner, name = row.id, row.name
+            owner = key_id
     sid = payload["sid"]
     return Viewer(Caller(owner), sid, csrf_token(key, sid), is_local(request), name, fresh)
+
+
+def sign_out(request: Request, seen: Viewer) -> None:
+    """End every session of the viewer's key, this cookie and any copy of it."""
+    if seen.caller.owner is not None:
+        sign_outs(request).record(seen.caller.owner, time.time())
 
 
 def viewer(request: Request) -> Viewer:
@@ -217,3 +264,16 @@ def check_csrf(request: Request, seen: Viewer, form: Any | None = None) -> bool:
 def sign_in_url(request: Request) -> str:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return f"/signin?next={quote(target, safe='')}"
+
+
+def safe_next(target: str, default: str = "/") -> str:
+    """`target` if it is a path on this site, else `default`: never another site (`//host`,
+    `/\\host`, which browsers read as `//host`), nor a header-breaking control character."""
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
+        return default
+    return target

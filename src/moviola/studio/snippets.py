@@ -1,4 +1,8 @@
-""" "Copy as API call": the `openai` SDK code and the curl command that make the same video."""
+""" "Copy as API call": the `openai` SDK code and the curl command that make the same video.
+
+Both read the key from one place, the `MOVIOLA_API_KEY` environment variable. A storyboard has
+no single Videos-API call (the Studio chains its shots in one job), and its snippets say so.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +13,69 @@ from typing import Any
 from moviola.store.models import Video
 
 _EXTRA_NAMES = ("seed", "negative_prompt", "num_inference_steps", "guidance_scale", "fps")
+KEY_VARIABLE = "MOVIOLA_API_KEY"
+_STORYBOARD_NOTE = (
+    "A storyboard has no single Videos-API call: the Studio renders its shots as one job, "
+    "each continuing from the last frame of the one before. Each shot alone would be:"
+)
 
 
 def _extras(video: Video) -> dict[str, Any]:
+    """Moviola's own fields (the SDK does not know them: they travel in `extra_body`)."""
     params = video.params or {}
-    return {name: params[name] for name in _EXTRA_NAMES if params.get(name) is not None}
+    extras = {name: params[name] for name in _EXTRA_NAMES if params.get(name) is not None}
+    if video.kind == "remix":
+        extras.pop("seed", None)  # a remix draws a new seed, whatever is sent
+        if params.get("strength") is not None:
+            extras["strength"] = params["strength"]
+    return extras
 
 
 def _py(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
+def _from_source(video: Video) -> bool:
+    return video.kind in ("edit", "extend") and video.source_video_id is not None
+
+
+def _extend_seconds(video: Video) -> str:
+    return str((video.params or {}).get("extend_seconds", 4))
+
+
 def python(video: Video, base_url: str) -> str:
-    """The SDK call, with Moviola's extra fields in `extra_body` (the SDK does not know them)."""
+    """The SDK call, with Moviola's extra fields in `extra_body`."""
     extras = _extras(video)
     head = (
-        "from openai import OpenAI\n\n"
-        f'client = OpenAI(base_url="{base_url}/v1", api_key="YOUR_MOVIOLA_KEY")\n'
+        "import os\n\n"
+        f"from openai import OpenAI{', omit' if _from_source(video) else ''}\n\n"
+        f'client = OpenAI(base_url="{base_url}/v1", api_key=os.environ["{KEY_VARIABLE}"])\n'
     )
     lines: list[str]
-    if video.kind == "remix" and video.remixed_from_video_id:
-        extras.pop("seed", None)
-        lines = [
-            "video = client.videos.remix(",
-            f"    {_py(video.remixed_from_video_id)},",
-            f"    prompt={_py(video.prompt)},",
-        ]
-    elif video.kind in ("edit", "extend") and video.source_video_id:
-        method = "edit" if video.kind == "edit" else "extend"
-        lines = [
-            f"video = client.videos.{method}(",
-            f"    video={{'id': {_py(video.source_video_id)}}},",
-            f"    prompt={_py(video.prompt)},",
-        ]
-        if video.kind == "extend":
-            lines.append(f"    seconds={_py(str((video.params or {}).get('extend_seconds', 4)))},")
-    elif video.kind == "storyboard":
-        shots = (video.params or {}).get("shots", [])
-        lines = ["# A storyboard renders in the Studio; each shot alone would be:"]
-        for shot in shots:
+    if video.kind == "storyboard":
+        lines = [f"# {_STORYBOARD_NOTE}"]
+        for shot in (video.params or {}).get("shots", []):
             lines.append(
                 f"# client.videos.create(model={_py(video.model)}, prompt={_py(shot['prompt'])}, "
                 f"seconds={_py(str(shot['seconds']))}, size={_py(video.size)})"
             )
         return head + "\n" + "\n".join(lines) + "\n"
+    if video.kind == "remix" and video.remixed_from_video_id:
+        lines = [
+            "video = client.videos.remix(",
+            f"    {_py(video.remixed_from_video_id)},",
+            f"    prompt={_py(video.prompt)},",
+        ]
+    elif _from_source(video):
+        # The SDK's `video` parameter takes a file; a stored video goes by id in the body.
+        extras = {"video": {"id": video.source_video_id}, **extras}
+        lines = [
+            f"video = client.videos.{video.kind}(",
+            f"    prompt={_py(video.prompt)},",
+            "    video=omit,",
+        ]
+        if video.kind == "extend":
+            lines.append(f"    seconds={_py(_extend_seconds(video))},")
     else:
         lines = [
             "video = client.videos.create(",
@@ -71,34 +94,42 @@ def python(video: Video, base_url: str) -> str:
 
 def curl(video: Video, base_url: str) -> str:
     """The same call over plain HTTP, as a multipart form (what the SDK sends)."""
+    if video.kind == "storyboard":
+        lines = [f"# {_STORYBOARD_NOTE}"]
+        for shot in (video.params or {}).get("shots", []):
+            fields = [
+                ("model", video.model),
+                ("prompt", " ".join(str(shot["prompt"]).split())),
+                ("size", video.size),
+                ("seconds", str(shot["seconds"])),
+            ]
+            lines.append("# " + _curl_line(f"{base_url}/v1/videos", fields, " "))
+        return "\n".join(lines) + "\n"
     fields: list[tuple[str, str]] = []
     if video.kind == "remix" and video.remixed_from_video_id:
         url = f"{base_url}/v1/videos/{video.remixed_from_video_id}/remix"
         fields.append(("prompt", video.prompt or ""))
-    elif video.kind in ("edit", "extend") and video.source_video_id:
+    elif _from_source(video):
         url = f"{base_url}/v1/videos/{'edits' if video.kind == 'edit' else 'extensions'}"
-        fields += [("video[id]", video.source_video_id), ("prompt", video.prompt or "")]
+        fields += [("video[id]", video.source_video_id or ""), ("prompt", video.prompt or "")]
         if video.kind == "extend":
-            fields.append(("seconds", str((video.params or {}).get("extend_seconds", 4))))
+            fields.append(("seconds", _extend_seconds(video)))
     else:
         url = f"{base_url}/v1/videos"
         fields += [
             ("model", video.model),
-            (
-                "prompt",
-                (video.prompt or "").split("\n")[0]
-                if video.kind == "storyboard"
-                else video.prompt or "",
-            ),
+            ("prompt", video.prompt or ""),
             ("size", video.size),
             ("seconds", video.seconds),
         ]
-    extras = _extras(video)
-    if video.kind == "remix":
-        extras.pop("seed", None)
-    fields += [(name, str(value)) for name, value in extras.items()]
-    parts = [f"curl {shlex.quote(url)}", '-H "Authorization: Bearer $MOVIOLA_API_KEY"']
-    parts += [f"--form-string {shlex.quote(f'{name}={value}')}" for name, value in fields]
+    fields += [(name, str(value)) for name, value in _extras(video).items()]
+    command = _curl_line(url, fields, " \\\n  ")
     if video.kind == "create" and video.input_path:
-        parts.append("-F input_reference=@first-frame.png")
-    return " \\\n  ".join(parts) + "\n"
+        command += " \\\n  -F input_reference=@first-frame.png"
+    return command + "\n"
+
+
+def _curl_line(url: str, fields: list[tuple[str, str]], joiner: str) -> str:
+    parts = [f"curl {shlex.quote(url)}", f'-H "Authorization: Bearer ${KEY_VARIABLE}"']
+    parts += [f"--form-string {shlex.quote(f'{name}={value}')}" for name, value in fields]
+    return joiner.join(parts)

@@ -51,11 +51,17 @@ async function loadMore(link) {
   const url = new URL(link.href);
   url.searchParams.set("fragment", "1");
   const response = await fetch(url, { credentials: "same-origin" });
+  // The session ended (signed out elsewhere, or the key revoked): to the sign-in page, and
+  // back to this library afterwards, rather than a sign-in form among the cards.
+  if (response.redirected && new URL(response.url).pathname === "/signin") {
+    location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+    return;
+  }
   if (!response.ok) return;
   const holder = document.createElement("template");
   holder.innerHTML = await response.text();
   link.closest("li").replaceWith(holder.content);
-  watchJobs(cards);
+  watchJobs();
   observeMore();
 }
 

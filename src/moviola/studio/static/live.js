@@ -1,4 +1,7 @@
-// Live progress: one EventSource per page for the jobs it shows; the server pushes changes.
+// Live progress: at most one EventSource per page, for the jobs it shows; the server pushes
+// changes. More cards (infinite scroll) replace the stream rather than add one: a browser allows
+// only six connections per host, shared by every tab. A hidden tab lets its stream go, and
+// opens a fresh one (which starts with the full state) when it is shown again.
 const ACTIVE = new Set(["queued", "in_progress"]);
 
 function words(seconds) {
@@ -29,22 +32,38 @@ function show(box, job) {
   }
 }
 
-export function watchJobs(root) {
-  const boxes = [...root.querySelectorAll("[data-job]")].filter((b) => ACTIVE.has(b.dataset.status));
-  if (!boxes.length || !window.EventSource) return;
-  const ids = boxes.map((b) => b.dataset.job);
+let source = null;
+
+function stop() {
+  source?.close();
+  source = null;
+}
+
+export function watchJobs() {
+  stop();
+  if (document.hidden || !window.EventSource) return;
+  const boxes = [...document.querySelectorAll("[data-job]")].filter((b) => ACTIVE.has(b.dataset.status));
+  const ids = [...new Set(boxes.map((b) => b.dataset.job))];
+  if (!ids.length) return;
   const url = "/studio/events?" + ids.map((id) => `id=${encodeURIComponent(id)}`).join("&");
-  const source = new EventSource(url);
-  source.addEventListener("job", (event) => {
+  const mine = (source = new EventSource(url));
+  mine.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
     for (const box of document.querySelectorAll(`[data-job="${job.id}"]`)) {
       show(box, job);
       // On a video's own page, a finished job is replaced by its player (or its error).
       if (!ACTIVE.has(job.status) && box.closest("[data-reload-when-done]")) {
-        source.close();
+        stop();
         location.reload();
       }
     }
   });
-  source.addEventListener("done", () => source.close());
+  mine.addEventListener("done", () => {
+    if (source === mine) stop();
+  });
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) stop();
+  else watchJobs();
+});

@@ -64,6 +64,58 @@ document.getElementById("add-shot").addEventListener("click", () => {
   shot.querySelector("textarea").focus();
 });
 
+// Start images are kept for this tab when the form is sent, so that an error (which brings
+// the form back from the server, without files) costs none of them.
+const KEPT_IMAGES = "moviola.storyboard.images";
+const form = document.getElementById("storyboard");
+const readImages = new WeakMap(); // file input → {name, type, data} once read
+
+function keepImage(input) {
+  const file = input.files[0];
+  if (!file) {
+    readImages.delete(input);
+    return;
+  }
+  const reader = new FileReader();
+  reader.onload = () => readImages.set(input, { name: file.name, type: file.type, data: reader.result });
+  reader.readAsDataURL(file);
+}
+
+list.addEventListener("change", (event) => {
+  if (event.target.matches('input[type="file"]')) keepImage(event.target);
+});
+list.addEventListener("click", (event) => {
+  // A duplicated shot carries its original's image: read it for the copy too.
+  if (event.target.closest('[data-act="duplicate"]')) {
+    for (const input of list.querySelectorAll('input[type="file"]')) {
+      if (input.files[0] && !readImages.has(input)) keepImage(input);
+    }
+  }
+});
+form.addEventListener("submit", () => {
+  const images = [...list.querySelectorAll('input[type="file"]')].map((input) => readImages.get(input) || null);
+  try {
+    sessionStorage.setItem(KEPT_IMAGES, JSON.stringify(images));
+  } catch {
+    sessionStorage.removeItem(KEPT_IMAGES); // too large to keep: they are still sent
+  }
+});
+
+if (form.hasAttribute("data-had-error")) {
+  const images = JSON.parse(sessionStorage.getItem(KEPT_IMAGES) || "[]");
+  [...list.querySelectorAll('input[type="file"]')].forEach((input, index) => {
+    const kept = images[index];
+    if (!kept) return;
+    const bytes = Uint8Array.from(atob(kept.data.split(",")[1]), (c) => c.charCodeAt(0));
+    const files = new DataTransfer();
+    files.items.add(new File([bytes], kept.name, { type: kept.type }));
+    input.files = files.files;
+    readImages.set(input, kept);
+  });
+} else {
+  sessionStorage.removeItem(KEPT_IMAGES);
+}
+
 // The size presets, as on the Create page.
 const models = JSON.parse(document.getElementById("model-data").textContent);
 const picker = document.getElementById("model");

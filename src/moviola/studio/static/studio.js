@@ -51,9 +51,10 @@ if (document.body.hasAttribute("data-created")) {
     if (key.startsWith("moviola.draft.")) localStorage.removeItem(key);
   }
   sessionStorage.removeItem("moviola.image");
+  sessionStorage.removeItem("moviola.storyboard.images");
 }
 
 setUpGrowing();
 setUpCopying();
 setUpConfirming();
-watchJobs(document);
+watchJobs();

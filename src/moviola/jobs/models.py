@@ -1,12 +1,14 @@
 """The models a creator can pick: aliases and catalogue entries, installed ones first.
 
 Only the catalogue's plain data is read here (no torch): whether a model is installed is
-whether its weights are found where the server would load them from.
+whether its weights are found where the server would load them from. That look is at the disk,
+so the answer is kept for a few seconds (a page that lists models is asked for often).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from moviola.config import Settings
@@ -65,10 +67,27 @@ def _installed(spec: ModelSpec, settings: Settings) -> bool:
     return True
 
 
+_INSTALLED_TTL_S = 5.0
+_installed_seen: dict[str, tuple[dict[str, bool], float]] = {}  # models path → (found, until)
+
+
+def installed_models(settings: Settings) -> dict[str, bool]:
+    """`{catalogue id: whether its weights are here}`, looked up at most every few seconds."""
+    known = catalogue()
+    where = str(settings.models_path)
+    cached = _installed_seen.get(where)
+    now = time.monotonic()
+    if cached is not None and now < cached[1]:
+        return cached[0]
+    found = {spec.id: _installed(spec, settings) for spec in known.values()}
+    _installed_seen[where] = (found, now + _INSTALLED_TTL_S)
+    return found
+
+
 def choices(settings: Settings) -> list[Choice]:
     """Aliases (as clients name models) then catalogue ids, installed first within each."""
     known = catalogue()
-    installed = {spec.id: _installed(spec, settings) for spec in known.values()}
+    installed = installed_models(settings)
     aliases = [
         Choice(alias, known[target], installed[target], alias_of=target)
         for alias, target in sorted(settings.model_aliases.items())
