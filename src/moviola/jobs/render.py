@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,17 +106,7 @@ def render_storyboard(
     shots: list[RenderedShot] = []
     for shot in board.shots:
         path = video_path.with_name(f"{video_path.stem}.shot{shot.index}.mp4")
-        media.write_mp4(
-            stamp.mark(shot.frames) if stamp else shot.frames,
-            path,
-            fps=result.fps,
-            size=result.size,
-            crf=crf,
-            preset=preset,
-            metadata={"comment": shot.prompt[:1000], "encoder": "Moviola"},
-        )
-        if stamp:
-            stamp.sign(path, result.model)
+        _encode(shot.frames, path, result, shot.prompt, crf=crf, preset=preset, stamp=stamp)
         shots.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
     prompt = "\n".join(shot.prompt for shot in board.shots)
     files = _write(result, prompt, video_path, on_progress, crf=crf, preset=preset, stamp=stamp)
@@ -157,26 +147,43 @@ def _write(
     media.write_thumbnail(previews, thumbnail)
     media.write_spritesheet(previews, spritesheet)
     frames = _reporting(result, on_progress)
-    info = media.write_mp4(
-        stamp.mark(frames) if stamp else frames,
-        video_path,
-        fps=result.fps,
-        size=result.size,
-        crf=crf,
-        preset=preset,
-        metadata={"comment": prompt[:1000], "encoder": "Moviola"},
+    info, credentials, signing = _encode(
+        frames, video_path, result, prompt, crf=crf, preset=preset, stamp=stamp
     )
-    credentials, signing = None, {}
-    if stamp:
-        signed = time.perf_counter()
-        credentials = stamp.sign(video_path, result.model)
-        signing["signing"] = time.perf_counter() - signed
     timings = dict(result.timings, writing=time.perf_counter() - started, **signing)
     if on_progress is not None:
         on_progress(Progress(Stage.DONE, 1.0, segments=result.segments))
     return RenderedFiles(
         video_path, thumbnail, spritesheet, result, info, timings, credentials=credentials
     )
+
+
+def _encode(
+    frames: Iterable[np.ndarray],
+    path: Path,
+    result: GenerationResult,
+    prompt: str,
+    *,
+    crf: int,
+    preset: str,
+    stamp: Stamp | None,
+) -> tuple[media.VideoInfo, dict | None, dict[str, float]]:
+    """One MP4, marked and signed when there is a `stamp`: its info, credentials and the
+    time signing took."""
+    info = media.write_mp4(
+        stamp.mark(frames) if stamp else frames,
+        path,
+        fps=result.fps,
+        size=result.size,
+        crf=crf,
+        preset=preset,
+        metadata={"comment": prompt[:1000], "encoder": "Moviola"},
+    )
+    if stamp is None:
+        return info, None, {}
+    started = time.perf_counter()
+    credentials = stamp.sign(path, result.model)
+    return info, credentials, {"signing": time.perf_counter() - started}
 
 
 def preview_frames(result: GenerationResult) -> np.ndarray:
