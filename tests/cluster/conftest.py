@@ -141,10 +141,10 @@ class Postgres:
 
 
 class RayCluster:
-    def __init__(self, root: Path, cpus: int = 4):
+    def __init__(self, root: Path, cpus: int = 4, port: int | None = None):
         self.root = root
         self.cpus = cpus
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.process: subprocess.Popen | None = None
 
     @property
@@ -204,6 +204,24 @@ def ray_cluster():
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def make_ray_cluster():
+    """Ray clusters of a test's own (to stop and start again), stopped at its end:
+    `make_ray_cluster(port=None)`."""
+    started = []
+
+    def make(port: int | None = None) -> RayCluster:
+        root = Path(tempfile.mkdtemp(prefix="mvray"))
+        cluster = RayCluster(root, cpus=2, port=port)
+        started.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in started:
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -204,18 +204,20 @@ def test_without_ray_jobs_stay_queued_and_health_says_why(make_server, database_
     server = make_server(env=env).start()
     video = server.client().videos.create(prompt="waiting", model="sora-2", **small)
     deadline = time.monotonic() + 30
-    while not (health := server.health())["reasons"]:
-        assert time.monotonic() < deadline
+    while not any(address in r and "unreachable" in r for r in server.health()["reasons"]):
+        assert time.monotonic() < deadline, server.health()
         time.sleep(0.2)
+    health = server.health()
     assert health["status"] == "degraded"
     assert health["queued"] == 1
-    assert any(address in r and "unreachable" in r for r in health["reasons"]), health
     time.sleep(2)
     assert server.client().videos.retrieve(video.id).status == "queued"
     assert rows(database_url)[video.id].attempts == 0
 
 
-def test_deleting_a_job_stops_it_on_its_actor(make_server, cluster_env, database_url, small):
+def test_deleting_a_job_stops_it_on_its_actor(
+    make_server, cluster_env, database_url, ray_client, small
+):
     server = make_server(env=cluster_env).start()
     client = server.client()
     video = client.videos.create(
@@ -225,12 +227,34 @@ def test_deleting_a_job_stops_it_on_its_actor(make_server, cluster_env, database
     while client.videos.retrieve(video.id).progress <= 0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    actor = rows(database_url)[video.id].lease_owner.rsplit(".", 1)[0]
     client.videos.delete(video.id)
     while (row := rows(database_url)[video.id]).status == "in_progress":
         assert time.monotonic() < deadline, "the actor did not stop"
         time.sleep(0.1)
     assert (row.status, row.error_code, row.files) == ("failed", "cancelled", None)
     assert row.attempts == 1
+    # The render itself stopped part-way on the actor, rather than running to its end.
+    info = ray_client.get(ray_client.get_actor(actor).info.remote(), timeout=60)
+    assert info["ended"][video.id] == "cancelled"
+
+
+def test_a_replica_that_cannot_reach_ray_leaves_dispatching_to_one_that_can(
+    make_server, cluster_env, small
+):
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    cut_off = make_server(env={**cluster_env, "MOVIOLA_RAY_ADDRESS": dead}).start()
+    deadline = time.monotonic() + 60
+    # It has looked at Ray (and could have stood for election) already.
+    while not any("unreachable" in r for r in cut_off.health()["reasons"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    reaching = make_server(data_dir=cut_off.data_dir, env=cluster_env).start()
+    video = cut_off.client().videos.create(prompt="a ferry", model="sora-2", **small)
+    assert wait_all(cut_off.client(), [video.id], timeout=120)[video.id].status == "completed"
+    assert dispatching([cut_off, reaching]) == [reaching]
 
 
 def test_the_output_check_runs_on_what_the_actors_render(
@@ -248,3 +272,38 @@ def test_the_output_check_runs_on_what_the_actors_render(
         ).scalars()
         stages = [event.detail["stage"] for event in checks]
     assert "output" in stages
+
+
+def test_the_server_outlives_a_ray_head_that_dies_and_dispatches_again_when_it_is_back(
+    make_server, make_ray_cluster, database_url, small
+):
+    head = make_ray_cluster()
+    env = {
+        "MOVIOLA_DATABASE_URL": database_url,
+        "MOVIOLA_EXECUTOR": "ray",
+        "MOVIOLA_RAY_ADDRESS": head.address,
+        "MOVIOLA_RAY_NAMESPACE": "moviola-head-test",
+        "MOVIOLA_RAY_GPUS_PER_ACTOR": "0",
+    }
+    server = make_server(env=env).start()
+    client = server.client()
+    first = client.videos.create(prompt="before", model="sora-2", **small)
+    assert wait_all(client, [first.id])[first.id].status == "completed"
+
+    head.stop()  # Ray ends the drivers of a head that went away, in time
+    deadline = time.monotonic() + 60
+    while (health := server.health())["executor"]["dispatching"] or not health["reasons"]:
+        assert time.monotonic() < deadline, health
+        time.sleep(0.2)
+    waiting = client.videos.create(prompt="while the head is down", model="sora-2", **small)
+    # Longer than Ray's driver waits for its head (60 s) before it ends the driver's process.
+    down_until = time.monotonic() + 75
+    while time.monotonic() < down_until:
+        assert client.videos.retrieve(waiting.id).status == "queued"
+        assert server.process.poll() is None
+        time.sleep(1)
+
+    make_ray_cluster(port=head.port)  # back, on the same address
+    done = wait_all(client, [waiting.id], timeout=240)[waiting.id]
+    assert done.status == "completed", done.error
+    assert server.process.poll() is None  # the API itself never went down

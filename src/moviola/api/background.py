@@ -30,11 +30,12 @@ class Background:
         from moviola.jobs.webhooks import Dispatcher
 
         if settings.executor == "ray":
-            # Rendering on a Ray cluster: the elected replica dispatches to actors there. Same
-            # `status()` and `restarts` as the supervisor, for health and metrics.
-            from moviola.jobs.ray_executor import RayExecutor
+            # Rendering on a Ray cluster: the elected replica dispatches to actors there, from
+            # a child process (Ray may end a driver whose head went away). Same `status()`
+            # and `restarts` as the supervisor, for health and metrics.
+            from moviola.jobs.ray_process import RayProcess
 
-            self.supervisor: Any = RayExecutor(settings, sessions, blobs)
+            self.supervisor: Any = RayProcess(settings, sessions, blobs)
         else:
             self.supervisor = Supervisor(settings)
         # Stopped in this order: workers first, so that their last events still get sent.

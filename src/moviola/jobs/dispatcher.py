@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ PROGRESS_S = 0.25  # how often a busy actor reports progress
 IDLE_S = 0.05  # how soon a new job is seen while an actor is free
 LEASE_RENEW_S = 5.0  # an actor silent this long: its job's lease is renewed regardless
 CALL_TIMEOUT_S = 30.0  # starting a job, collecting its files
-STARTUP_S = 60.0  # a new actor imports torch and its engine before it answers
+TAKEOVER_S = 5.0  # what the actors say within this is what a takeover starts from
 SILENT_S = 120.0  # an actor that answered nothing for this long has lost its job
 HOUSEKEEPING_S = 5.0
 
@@ -59,6 +60,11 @@ class InFlight:
     answered_at: float = 0.0
     waiting: Any = None  # the outstanding `wait` call to its actor
     renewed_at: float = 0.0
+    reported: Any = None  # the progress and stage last written to the row
+
+
+class Deposed(Exception):
+    """This dispatcher no longer holds the election: it must stop at once."""
 
 
 def choose_actor(model: str, free: list[str], loaded: dict[str, list[str]]) -> str | None:
@@ -76,7 +82,17 @@ def choose_actor(model: str, free: list[str], loaded: dict[str, list[str]]) -> s
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        blobs: Blobs,
+        *,
+        fence: Any = None,
+        still_leading: Callable[[], bool] | None = None,
+    ):
+        """`fence`: a condition completions carry, true only while this dispatcher holds the
+        election; `still_leading`: asks the election now (see `election.Election`)."""
         import ray
 
         from moviola.jobs.worker import Worker
@@ -96,6 +112,8 @@ class Dispatcher:
         self._down: set[str] = set()  # actors that did not answer; retried at housekeeping
         self._asked: dict[Any, str] = {}  # outstanding `info` calls → their actor
         self._housekept = 0.0
+        self._fence = fence
+        self._still_leading = still_leading or (lambda: True)
 
     # --- taking over --------------------------------------------------------------------------
 
@@ -104,7 +122,7 @@ class Dispatcher:
         for index in range(self.settings.ray_actors):
             name = actor_name(index)
             self.actors[name] = spawn(name, self.settings.ray_namespace, self.options)
-        infos = self._infos(STARTUP_S)
+        infos = self._infos(TAKEOVER_S)
         with self.sessions() as session:
             rows = session.execute(
                 select(Video.id, Video.lease_owner).where(
@@ -122,10 +140,21 @@ class Dispatcher:
             elif name in infos or name not in self.actors:
                 # The actor answered without it (restarted), or is no longer one of ours.
                 self._lost(job_id, owner, f"actor {name} no longer has the job")
-            # An actor that did not answer keeps its jobs until their leases run out.
+            else:
+                # Its actor has not answered yet (busy, starting, or on a node that went):
+                # adopted all the same; its first answer says whether it still has the job,
+                # and silence for `SILENT_S` loses it.
+                self.in_flight[job_id] = InFlight(job_id, owner, name, answered_at=time.time())
+                log.info("adopted %s from %s (not answering yet)", job_id, name)
+        # Their leases may have run out while the previous dispatcher was gone, or while this
+        # takeover waited for the actors: renewed now, before anything re-queues them.
+        for flight in self.in_flight.values():
+            queue.heartbeat(self.sessions, flight.job_id, flight.owner)
+            flight.renewed_at = time.time()
         # Not placed yet (no free GPU for it) or still starting: no job goes there until it
         # answers, which housekeeping keeps asking.
         self._down = set(self.actors) - set(infos)
+        self._housekept = time.monotonic()  # the actors were just asked
         for name, info in infos.items():
             self.loaded[name] = info["loaded_models"]
             for task in info.get("tasks", []):
@@ -203,6 +232,10 @@ class Dispatcher:
     def _handle(self, flight: InFlight, answer: dict[str, Any]) -> bool:
         state = answer["state"]
         if state == "running":
+            reported = (answer["progress"], answer["stage"])
+            if reported == flight.reported and time.time() - flight.renewed_at < 1.0:
+                return False  # nothing new: the row is written at most once a second
+            flight.reported, flight.renewed_at = reported, time.time()
             beat = queue.heartbeat(
                 self.sessions,
                 flight.job_id,
@@ -258,6 +291,8 @@ class Dispatcher:
         name = choose_actor(nxt.engine_model, elsewhere or free, self.loaded)
         assert name is not None
         owner = f"{name}.{secrets.token_hex(3)}"
+        if not self._still_leading():
+            raise Deposed("the election was lost")
         job = queue.claim(self.sessions, owner)
         if job is None:
             return False
@@ -278,12 +313,15 @@ class Dispatcher:
             "watermark": stamp.watermark if stamp is not None else None,
             "crf": self.settings.crf,
             "preset": self.settings.x264_preset,
+            "nsfw": nsfw_options(self.settings),
         }
         try:
             started = self.ray.get(
                 self.actors[name].start.remote(job.id, owner, work), timeout=CALL_TIMEOUT_S
             )
         except Exception as err:
+            # It may yet start it, late: a render nobody would collect.
+            self._call(self.actors[name].cancel, job.id)
             self._down.add(name)
             self._lost(job.id, owner, f"actor {name} did not take the job ({type(err).__name__})")
             return True
@@ -334,7 +372,7 @@ class Dispatcher:
             if name.startswith("shot_") and stamp is not None:
                 stamp.sign(path, outcome["model"])
         media.atomic_write_bytes(video, outcome["video"])  # last: its presence means whole
-        if self._output_blocked(flight, video):
+        if self._output_blocked(flight, video, outcome.get("moderation")):
             return
         credentials = stamp.sign(video, outcome["model"]) if stamp is not None else None
         paths["video"] = video
@@ -356,28 +394,41 @@ class Dispatcher:
                 .where(Video.id == flight.job_id, Video.lease_owner == flight.owner)
                 .values(credentials=credentials, content_sha256=record["video"]["sha256"])
             )
-        if not queue.complete(
-            self.sessions, flight.job_id, flight.owner, files=record, result=result
+        if queue.complete(
+            self.sessions,
+            flight.job_id,
+            flight.owner,
+            files=record,
+            result=result,
+            fence=self._fence,
         ):
-            self._discard(flight)  # deleted or taken from us meanwhile
-        else:
             log.info("%s completed by %s", flight.job_id, flight.actor)
+            return
+        queue.abandon(self.sessions, flight.job_id, flight.owner)  # if it was cancelled
+        self._discard(flight)  # deleted, cancelled or taken from us meanwhile
+        if not self._still_leading():
+            raise Deposed("the election was lost")
 
-    def _output_blocked(self, flight: InFlight, video: Path) -> bool:
-        """The nudity check a local worker runs on its output (`nsfw_check`), here on the
-        stored video: a flagged one fails, its files kept for admins, named in the audit log."""
-        check = self._preparer.frame_check
-        if check is None:
+    def _output_blocked(self, flight: InFlight, video: Path, found: dict | None) -> bool:
+        """The nudity check a local worker runs on its output (`nsfw_check`), run by the actor
+        on the frames it rendered; applied here: a flagged video fails, its files kept for
+        admins, named in the audit log."""
+        if self._preparer.frame_check is None:
             return False
-        from moviola.jobs.moderation import BLOCKED
+        from moviola.jobs.moderation import BLOCKED, Decision
         from moviola.store import audit
 
-        frames, _ = media.decode_frames(
-            video,
-            max_pixels=self.settings.max_input_pixels,
-            max_duration_s=self.settings.max_input_seconds,
-        )
-        decision = check.check(frames, "the generated video")
+        if found is not None:
+            decision = Decision(found["blocked"], found["reason"], found["source"], found["detail"])
+        else:
+            # Rare: adopted from a dispatcher that did not ask for the check (its replica had
+            # other settings); checked here then, on the stored video.
+            frames, _ = media.decode_frames(
+                video,
+                max_pixels=self.settings.max_input_pixels,
+                max_duration_s=self.settings.max_input_seconds,
+            )
+            decision = self._preparer.frame_check.check(frames, "the generated video")
         kept = {"files": str(video.parent)} if decision.blocked else {}
         if self.settings.audit:
             with self.sessions() as session:
@@ -417,16 +468,28 @@ class Dispatcher:
             self._lost_on[job_id] = name
             self.loaded.pop(name, None)  # a restarted actor comes back with nothing loaded
         released = queue.release_worker(self.sessions, owner, reason)
-        log.warning("%s; back in the queue: %s", reason, ", ".join(released) or "none")
+        if released:
+            log.warning("%s; back in the queue: %s", reason, ", ".join(released))
+        else:
+            log.info("%s (%s had already moved on)", reason, job_id)
 
     def _discard(self, flight: InFlight) -> None:
+        """Remove this attempt's files, unless the row points at them: a dispatcher deposed
+        without knowing it shares its attempts' folders with the one that took over, and may
+        have lost the race to complete the job to it."""
         with self.sessions() as session:
             row = session.get(Video, flight.job_id)
         if row is None or row.deleted_at is not None:
             self.blobs.remove(flight.job_id)
-        else:
-            folder = self.blobs.attempt_folder(flight.job_id, flight.owner)
-            shutil.rmtree(folder, ignore_errors=True)
+            return
+        folder = self.blobs.attempt_folder(flight.job_id, flight.owner)
+        referenced = [Path(f["path"]) for f in (row.files or {}).values() if f.get("path")]
+        if any(p.is_relative_to(folder) for p in referenced):
+            log.info("%s: keeping %s, which the stored video uses", flight.job_id, folder.name)
+            return
+        if row.error_code == "moderation_blocked":  # its files are kept for admins
+            return
+        shutil.rmtree(folder, ignore_errors=True)
 
     # --- internals: housekeeping --------------------------------------------------------------
 
@@ -434,7 +497,7 @@ class Dispatcher:
         """Re-queue expired leases; ask each actor what it holds. The answers are read at the
         next housekeeping, never waited for: an actor that cannot be placed (no free GPU) or
         is restarting must not hold up the jobs of the others."""
-        for job_id in queue.recover(self.sessions):
+        for job_id in queue.recover(self.sessions, keep=list(self.in_flight)):
             log.warning("%s: its lease ran out; back in the queue", job_id)
         asked = self._asked
         ready, _ = self.ray.wait(list(asked), num_returns=len(asked), timeout=0)
@@ -454,9 +517,12 @@ class Dispatcher:
                 asked[actor.info.remote()] = name
 
     def _infos(self, timeout: float) -> dict[str, dict[str, Any]]:
-        """What each actor that answers reports (`RenderActor.info`)."""
+        """What each actor that answers within `timeout` reports (`RenderActor.info`); the
+        others (starting, or unplaced) are asked again at housekeeping."""
         refs = {actor.info.remote(): name for name, actor in self.actors.items()}
-        ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        ready, pending = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        for ref in pending:  # their answers are read at the next housekeeping
+            self._asked[ref] = refs[ref]
         infos = {}
         for ref in ready:
             with contextlib.suppress(self.ray.exceptions.RayError):
@@ -479,3 +545,11 @@ def actor_options(settings: Settings) -> dict[str, Any]:
         "vae_tiling": settings.vae_tiling,
         "max_loaded_models": settings.max_loaded_models,
     }
+
+
+def nsfw_options(settings: Settings) -> dict[str, Any] | None:
+    """What an actor needs to run the output nudity check, sent with each job (actors outlive
+    the settings of the replica that started them)."""
+    if not settings.nsfw_check:
+        return None
+    return {"threshold": settings.nsfw_threshold, "samples": settings.nsfw_sample_frames}

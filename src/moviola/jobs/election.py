@@ -5,7 +5,8 @@ on a connection of its own, so it goes when the process goes: a replica that die
 `kill -9`) closes its socket, the server drops the lock at once, and the next replica to try
 (every `RETRY_S`) takes over. A replica cut off without a word (a machine that loses power) is
 found out by TCP keepalives within about `KEEPALIVE_S`. The holder checks every `RETRY_S` that
-its connection still answers, and stands down the moment it does not.
+it still holds the lock (`pg_locks`), and stands down the moment it does not; its completions
+carry the same check (`fence`), so a replica deposed without knowing it changes nothing.
 
 On SQLite there is a single server process, so it always dispatches.
 """
@@ -37,6 +38,7 @@ class Election:
         self.identity = f"{socket.gethostname()[:40]}:{os.getpid()}"
         self._engine: Any = None
         self._connection: Any = None
+        self._pid: int | None = None  # the election connection's server process
         self._leading = self.single
         self._checked = 0.0
 
@@ -50,7 +52,8 @@ class Election:
         self._checked = time.monotonic()
         try:
             if self._leading:
-                self._connection.execute(text("SELECT 1"))
+                if not self._holds_lock():
+                    raise RuntimeError("the advisory lock is no longer held")
             else:
                 self._leading = self._try_acquire()
                 if self._leading:
@@ -61,6 +64,11 @@ class Election:
             self._leading = False
             self._drop_connection()
         return self._leading
+
+    @property
+    def standing(self) -> bool:
+        """Whether this replica has a connection in the election (it may hold the lock)."""
+        return not self.single and self._connection is not None
 
     def holder(self) -> str | None:
         """Who dispatches (`host:pid`), read from the database; None when nobody does."""
@@ -77,6 +85,33 @@ class Election:
                 ),
                 {"key": LOCK_KEY},
             ).scalar()
+
+    def fence(self) -> Any:
+        """A condition a dispatcher's writes carry so that they only apply while this replica
+        still holds the lock (None on SQLite, where there is one replica): a replica that lost
+        it, and does not know yet, changes nothing."""
+        if self.single or self._pid is None:
+            return None
+        return text(
+            "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND classid = 0 AND objid = {LOCK_KEY} AND pid = {int(self._pid)})"
+        )
+
+    def still_leading(self) -> bool:
+        """Asks the database now (not throttled): whether this replica still holds the lock."""
+        if self.single:
+            return True
+        if not self._leading or self._connection is None:
+            return False
+        try:
+            held = self._holds_lock()
+        except Exception:
+            held = False
+        if not held:
+            log.warning("%s no longer holds the dispatcher lock: standing down", self.identity)
+            self._leading = False
+            self._drop_connection()
+        return held
 
     def resign(self) -> None:
         """Let another replica dispatch (at shutdown)."""
@@ -104,6 +139,8 @@ class Election:
                 "keepalives_idle": 4,
                 "keepalives_interval": 2,
                 "keepalives_count": 3,
+                # Unacknowledged writes (a server cut off mid-query) fail within 10 s too.
+                "tcp_user_timeout": 10_000,
             },
         )
         return self._engine
@@ -120,9 +157,23 @@ class Election:
                 ("tcp_keepalives_count", 3),
             ):
                 self._connection.execute(text(f"SET {setting} = {value}"))
+        self._pid = self._connection.execute(text("SELECT pg_backend_pid()")).scalar()
         return bool(
             self._connection.execute(
                 text("SELECT pg_try_advisory_lock(0, :key)"), {"key": LOCK_KEY}
+            ).scalar()
+        )
+
+    def _holds_lock(self) -> bool:
+        """Not just "the connection answers": the server may have ended our session (and the
+        lock with it) while a new connection, without the lock, took its place."""
+        return bool(
+            self._connection.execute(
+                text(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = 0 AND objid = :key AND pid = pg_backend_pid()"
+                ),
+                {"key": LOCK_KEY},
             ).scalar()
         )
 
@@ -134,3 +185,4 @@ class Election:
             except Exception:
                 pass
             self._connection = None
+            self._pid = None

@@ -10,6 +10,7 @@ workers never hold the same job and a late worker cannot overwrite a newer state
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,12 +97,18 @@ def complete(
     *,
     files: dict[str, Any],
     result: dict[str, Any],
+    fence: Any = None,
 ) -> bool:
-    """Mark a job done with its files; False when it was no longer ours (cancelled, lost)."""
+    """Mark a job done with its files; False when it was no longer ours (cancelled, lost).
+    `fence`, a condition checked in the same statement, lets a dispatcher complete only while
+    it still holds its election (a deposed one keeps the same lease owners)."""
+    held = _held_by(job_id, worker)
+    if fence is not None:
+        held = and_(held, fence)
     with sessions.begin() as session:
         row = session.execute(
             update(Video)
-            .where(_held_by(job_id, worker), Video.cancel_requested.is_(False))
+            .where(held, Video.cancel_requested.is_(False))
             .values(
                 status="completed",
                 progress=100,
@@ -149,12 +156,17 @@ def release_worker(
     return _release(sessions, Video.lease_owner == worker, reason, count_attempt)
 
 
-def recover(sessions: sessionmaker[Session], *, everything: bool = False) -> list[str]:
-    """Re-queue jobs whose lease ran out (or, at start-up, every job in progress)."""
+def recover(
+    sessions: sessionmaker[Session], *, everything: bool = False, keep: Collection[str] = ()
+) -> list[str]:
+    """Re-queue jobs whose lease ran out (or, at start-up, every job in progress); the jobs in
+    `keep` are known to be alive (a dispatcher's jobs in flight) and stay where they are."""
     if everything:
         condition = Video.status == "in_progress"
     else:
         condition = and_(Video.status == "in_progress", Video.lease_expires_at < time.time())
+    if keep:
+        condition = and_(condition, Video.id.notin_(list(keep)))
     return _release(sessions, condition, "the worker stopped answering")
 
 

@@ -76,6 +76,8 @@ class RenderActor:
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
         self._renders: dict[str, int] = {}  # job id → renders started here, for operators
+        self._frame_checks: dict[tuple[float, int], Any] = {}
+        self._ended: dict[str, str] = {}  # job id → how its last render here ended
 
     # --- what the dispatcher calls ------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class RenderActor:
             "loaded_models": self.engine.pipelines.loaded(),
             "tasks": tasks,
             "renders": dict(self._renders),
+            "ended": dict(self._ended),
         }
 
     # --- the render thread --------------------------------------------------------------------
@@ -176,6 +179,7 @@ class RenderActor:
             else:
                 files = render(self.engine, work["request"], folder / "video.mp4", **options)
             outcome = _outcome(files, self.name)
+            outcome["moderation"] = self._check_output(files, work.get("nsfw"))
             self._finish(task, "done", outcome)
         except GenerationCancelled:
             self._finish(task, "cancelled", None)
@@ -188,6 +192,28 @@ class RenderActor:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def _check_output(self, files: Any, nsfw: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The output nudity check, here on the frames still in memory (as a local worker
+        runs it), not on the stored video after decoding it again; the dispatcher applies the
+        decision."""
+        if not nsfw:
+            return None
+        from moviola.jobs.moderation import FrameCheck
+        from moviola.jobs.render import preview_frames
+
+        key = (float(nsfw["threshold"]), int(nsfw["samples"]))
+        if self._frame_checks.get(key) is None:  # keeps its detector loaded between jobs
+            self._frame_checks[key] = FrameCheck(*key)
+        decision = self._frame_checks[key].check(
+            preview_frames(files.result), "the generated video"
+        )
+        return {
+            "blocked": decision.blocked,
+            "reason": decision.reason,
+            "source": decision.source,
+            "detail": decision.detail,
+        }
+
     def _progress(self, task: _Task, progress: Any) -> None:
         task.progress = max(0, min(99, int(progress.fraction * 100)))
         task.stage = progress.stage.value
@@ -196,6 +222,7 @@ class RenderActor:
         with self._lock:
             task.outcome, task.state, task.finished_at = outcome, state, time.time()
             task.finished.set()
+            self._ended[task.job_id] = state
             finished = sorted(
                 (t for t in self._tasks.values() if t.finished_at is not None),
                 key=lambda t: t.finished_at or 0.0,

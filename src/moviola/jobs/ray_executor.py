@@ -1,5 +1,5 @@
 """The Ray executor: what runs beside the API in place of the local worker supervisor when
-`executor = "ray"`.
+`executor = "ray"` (in a child process of the server: see `ray_process`).
 
 Every replica runs one. Each takes part in the election; the one elected connects to Ray and
 dispatches (see `dispatcher`); the others stand by, ready to take over within seconds. Every
@@ -27,18 +27,13 @@ log = logging.getLogger("moviola.ray")
 IDLE_S = 0.05  # between rounds when nothing happened
 RECONNECT_S = 3.0
 REACH_TIMEOUT_S = 2.0
+TRIES = 3  # failed starts as dispatcher before giving the election up to another replica
+RESIGNED_S = 5.0  # how long a replica that gave the election up stays out of it
 
 
 class RayExecutor:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
-        if not settings.ray_address:
-            from moviola.errors import InvalidRequestError
-
-            raise InvalidRequestError(
-                "the ray executor needs the Ray head's address: --ray-address HOST:PORT "
-                "(or MOVIOLA_RAY_ADDRESS)",
-                param="ray_address",
-            )
+        require_address(settings)
         self.settings = settings
         self.sessions = sessions
         self.blobs = blobs
@@ -91,28 +86,55 @@ class RayExecutor:
     # --- the loop -----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        from moviola.jobs.dispatcher import Deposed
+
         reached = 0.0
+        failures = 0
+        last_error = ""
         while not self._stop.is_set():
             try:
                 if time.monotonic() - reached >= RECONNECT_S:
                     reached = time.monotonic()
                     self._check_reachable()
+                if self.ray_state.startswith("unreachable"):
+                    # Holding the lock without Ray would stop every replica from dispatching:
+                    # only a replica that reaches Ray stands for election.
+                    self._resign()
+                    self._stop.wait(self.election.retry_s)
+                    continue
                 if not self.election.leading():
                     self._stand_down()
                     self._stop.wait(self.election.retry_s)
                     continue
                 if self.dispatcher is None and not self._become_dispatcher():
-                    self._stop.wait(RECONNECT_S)
-                    continue
+                    raise RuntimeError(f"could not dispatch: Ray is {self.ray_state}")
+                failures = 0
                 busy = self.dispatcher.step()
                 self._actors = _statuses(self.dispatcher)
                 if not busy:
                     self._stop.wait(IDLE_S)
-            except Exception as err:
-                log.exception("dispatching failed")
-                self.ray_state = f"error: {type(err).__name__}: {err}"[:300]
+            except Deposed:
+                log.warning("another replica dispatches now: standing down")
                 self._stand_down()
-                self._stop.wait(RECONNECT_S)
+            except Exception as err:
+                error = f"{type(err).__name__}: {err}"[:300]
+                if error != last_error:  # a lasting failure is logged in full once
+                    log.exception("dispatching failed")
+                else:
+                    log.warning("dispatching failed again: %s", error)
+                last_error = error
+                self.ray_state = f"error: {error}"
+                failures += 1
+                if failures >= TRIES or self.dispatcher is not None:
+                    # Ray calls fail (its head died, say) or this replica cannot start: let a
+                    # replica that may fare better dispatch, and connect afresh next time.
+                    log.warning("giving the dispatcher election up to another replica")
+                    self._resign()
+                    failures = 0
+                    self._stop.wait(RESIGNED_S)
+                else:
+                    self._stand_down()
+                    self._stop.wait(RECONNECT_S)
 
     def _check_reachable(self) -> None:
         """A plain TCP connection to the head: `ray.init` itself waits a minute or more for
@@ -148,7 +170,13 @@ class RayExecutor:
                 configure_logging=False,
             )
             self._connected = True
-        dispatcher = Dispatcher(self.settings, self.sessions, self.blobs)
+        dispatcher = Dispatcher(
+            self.settings,
+            self.sessions,
+            self.blobs,
+            fence=self.election.fence(),
+            still_leading=self.election.still_leading,
+        )
         dispatcher.take_over()
         self.dispatcher = dispatcher
         self.ray_state = f"connected ({len(dispatcher.actors)} actor(s))"
@@ -160,6 +188,32 @@ class RayExecutor:
             self.dispatcher.stand_down()
             self.dispatcher = None
             self._actors = []
+
+    def _resign(self) -> None:
+        """Stand down, give the lock up, and drop the Ray connection (made afresh if this
+        replica is elected again: the head it knew may have restarted meanwhile)."""
+        self._stand_down()
+        if self.election.standing:
+            self.election.resign()
+        if self._connected:
+            self._connected = False
+            try:
+                import ray
+
+                ray.shutdown()
+            except Exception:
+                log.warning("disconnecting from Ray failed", exc_info=True)
+
+
+def require_address(settings: Settings) -> None:
+    if not settings.ray_address:
+        from moviola.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "the ray executor needs the Ray head's address: --ray-address HOST:PORT "
+            "(or MOVIOLA_RAY_ADDRESS)",
+            param="ray_address",
+        )
 
 
 def _statuses(dispatcher: Any) -> list[WorkerStatus]:

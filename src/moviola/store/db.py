@@ -33,7 +33,18 @@ def connect(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        # A server (or network) that vanishes fails a query within seconds instead of leaving
+        # it hanging on a half-open socket for the system's two hours.
+        connect_args = {
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
+        }
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
