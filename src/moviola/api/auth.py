@@ -9,7 +9,6 @@ world.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,23 +17,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from moviola.api.errors import AuthenticationError, PermissionDeniedError
 from moviola.jobs.service import Caller
+from moviola.locality import hostname, is_local_name, is_loopback, through_proxy
 from moviola.store.keycache import KeyCache
 
 # Documents the scheme in the OpenAPI schema; the check itself is below.
 bearer = HTTPBearer(auto_error=False, description="An API key from `moviola keys create`.")
-
-_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 async def authenticate(
@@ -50,7 +37,7 @@ async def authenticate(
     cache: KeyCache = state.key_cache
     if not cache.any_keys():
         local = request.client is not None and is_loopback(request.client.host)
-        if local and not any(name in request.headers for name in _PROXY_HEADERS):
+        if local and not through_proxy(request.headers):
             _refuse_foreign_pages(request)
             return _admit(state, Caller(owner=None))
         raise AuthenticationError(
@@ -75,24 +62,14 @@ def _refuse_foreign_pages(request: Request) -> None:
     origin (no preflight for multipart), and by DNS rebinding (its own host name, resolved to
     127.0.0.1). The first shows in `Origin`, the second in `Host`; both must be local.
     """
-    host = _hostname(request.headers.get("host", ""))
+    host = hostname(request.headers.get("host", ""))
     origin = request.headers.get("origin")
-    origin_host = _hostname(urlsplit(origin).netloc) if origin and origin != "null" else ""
-    if not _local_name(host) or (origin is not None and not _local_name(origin_host)):
+    origin_host = hostname(urlsplit(origin).netloc) if origin and origin != "null" else ""
+    if not is_local_name(host) or (origin is not None and not is_local_name(origin_host)):
         raise PermissionDeniedError(
             "keyless access is only for local programs: this request names another host "
             "(Host or Origin); create a key with `moviola keys create NAME` and send it"
         )
-
-
-def _hostname(netloc: str) -> str:
-    if netloc.startswith("["):  # [::1]:8000
-        return netloc[1 : netloc.find("]")]
-    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
-
-
-def _local_name(host: str) -> bool:
-    return is_loopback(host) or host.lower().endswith(".localhost")
 
 
 def _admit(state: Any, caller: Caller) -> Caller:

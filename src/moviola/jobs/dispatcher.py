@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import secrets
 import shutil
 import time
@@ -455,7 +454,7 @@ class Dispatcher:
         return True
 
     def _fail(self, flight: InFlight, code: str, message: str, *, retry: bool) -> None:
-        message = re.sub(re.escape(str(self.blobs.root)) + r"[^\s:]*", "the stored file", message)
+        message = self.blobs.hide_paths(message)
         status = queue.fail(
             self.sessions, flight.job_id, flight.owner, code=code, message=message, retry=retry
         )

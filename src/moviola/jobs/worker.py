@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -316,8 +315,7 @@ class Worker:
         return shots
 
     def _fail(self, job: Video, code: str, message: str, *, retry: bool) -> None:
-        # The message is shown to API clients: no paths of this server's disk in it.
-        message = re.sub(re.escape(str(self.blobs.root)) + r"[^\s:]*", "the stored file", message)
+        message = self.blobs.hide_paths(message)
         status = queue.fail(
             self.sessions, job.id, self.name, code=code, message=message, retry=retry
         )

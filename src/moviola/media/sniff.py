@@ -10,26 +10,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from moviola.media.formats import SUFFIXES
+
 HEAD_BYTES = 512  # enough for every signature below, a WebM's DocType and two MPEG-TS packets
 
 
 @dataclass(frozen=True)
 class Kind:
     media_type: str
-    suffix: str
+
+    @property
+    def suffix(self) -> str:
+        return SUFFIXES[self.media_type]
 
 
-MP4 = Kind("video/mp4", ".mp4")
-MOV = Kind("video/quicktime", ".mov")
-WEBM = Kind("video/webm", ".webm")
-MKV = Kind("video/x-matroska", ".mkv")
-GIF = Kind("image/gif", ".gif")
-AVI = Kind("video/x-msvideo", ".avi")
-OGG = Kind("video/ogg", ".ogv")
-FLV = Kind("video/x-flv", ".flv")
-ASF = Kind("video/x-ms-asf", ".asf")
-MPEG_TS = Kind("video/mp2t", ".ts")
-MPEG_PS = Kind("video/mpeg", ".mpg")
+MP4 = Kind("video/mp4")
+MOV = Kind("video/quicktime")
+WEBM = Kind("video/webm")
+MKV = Kind("video/x-matroska")
+GIF = Kind("image/gif")
+AVI = Kind("video/x-msvideo")
+OGG = Kind("video/ogg")
+FLV = Kind("video/x-flv")
+ASF = Kind("video/x-ms-asf")
+MPEG_TS = Kind("video/mp2t")
+MPEG_PS = Kind("video/mpeg")
 
 _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")

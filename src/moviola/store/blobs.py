@@ -43,5 +43,10 @@ class Blobs:
     def input_path(self, video_id: str, suffix: str) -> Path:
         return self.folder(video_id) / f"input{suffix}"
 
+    def hide_paths(self, text: str) -> str:
+        """`text` with this folder's paths replaced: error messages are shown to API clients,
+        who have no business knowing the server's disk."""
+        return re.sub(re.escape(str(self.root)) + r"[^\s:]*", "the stored file", text)
+
     def remove(self, video_id: str) -> None:
         shutil.rmtree(self.folder(video_id), ignore_errors=True)

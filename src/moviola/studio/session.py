@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import secrets
@@ -35,11 +34,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from moviola.jobs.service import Caller
+from moviola.locality import hostname, is_local_name, through_proxy
 from moviola.media.files import atomic_write_bytes
 
 COOKIE = "moviola_studio"
 MAX_AGE_S = 30 * 24 * 3600
-_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 class SignInRequired(Exception):
@@ -179,33 +178,16 @@ def new_session(request: Request, key_id: str | None) -> str:
     return _sign(_signing_key(request), payload)
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _hostname(netloc: str) -> str:
-    if netloc.startswith("["):
-        return netloc[1 : netloc.find("]")]
-    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
-
-
 def is_local(request: Request) -> bool:
     """From this machine, not through a proxy, and naming only local hosts (Host, Origin)."""
-    if request.client is None or not is_loopback(request.client.host):
+    if request.client is None or not is_local_name(request.client.host):
         return False
-    if any(name in request.headers for name in _PROXY_HEADERS):
+    if through_proxy(request.headers):
         return False
     origin = request.headers.get("origin")
-    if origin and origin != "null" and not is_loopback(_hostname(urlsplit(origin).netloc)):
+    if origin and origin != "null" and not is_local_name(hostname(urlsplit(origin).netloc)):
         return False
-    return is_loopback(_hostname(request.headers.get("host", "")))
+    return is_local_name(hostname(request.headers.get("host", "")))
 
 
 def identify(request: Request) -> Viewer:
