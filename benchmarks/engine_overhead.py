@@ -78,7 +78,7 @@ def main() -> None:
     from moviola import media
     from moviola.engine import Engine, GenerationRequest, get_model, parse_size
     from moviola.engine.tiny import build_tiny_pipeline
-    from moviola.jobs.render import render
+    from moviola.render.files import render
 
     size = parse_size(args.size) if args.size else None
     spec = get_model("tiny")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from moviola import media
-from moviola.jobs.trust import GENERATOR
 from moviola.media.provenance import load_identity, read_credentials, sign_video
+from moviola.render.stamp import GENERATOR
 
 
 def frames(count: int, width: int, height: int, seed: int = 0) -> np.ndarray:

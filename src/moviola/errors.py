@@ -68,3 +68,10 @@ class TooManyRequestsError(MoviolaError):
     def __init__(self, message: str, *, retry_after: float, param: str | None = None):
         super().__init__(message, param=param)
         self.retry_after = retry_after
+
+
+class InsufficientStorageError(MoviolaError):
+    """The data dir's disk is full (or below the operator's reserve): nothing was written, and
+    the request may succeed once space is freed (the API answers 507)."""
+
+    code = "insufficient_storage"

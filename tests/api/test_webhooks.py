@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from openai import InvalidWebhookSignatureError, OpenAI
 
-from moviola.jobs.webhooks import generate_secret
+from moviola.jobs.outbox import generate_secret
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from moviola.jobs.election import Election
+from moviola.jobs.ray.election import Election
 from moviola.store.db import connect, migrate
 from moviola.store.models import Base
 

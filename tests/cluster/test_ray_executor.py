@@ -96,7 +96,7 @@ def test_jobs_complete_on_ray_actors_with_progress(
 
 def renders(ray_client, job_ids):
     """How many times the actors started rendering each job (their own count)."""
-    from moviola.jobs.ray_actor import actor_name
+    from moviola.jobs.ray.actor import actor_name
 
     counts = dict.fromkeys(job_ids, 0)
     for index in range(2):

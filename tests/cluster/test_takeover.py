@@ -1,4 +1,4 @@
-"""Handing the dispatcher over, in this process: two `Dispatcher`s on one real PostgreSQL and
+"""Handing the dispatcher over, in this process: two `RayDispatcher`s on one real PostgreSQL and
 one real Ray cluster, the first stopped where a dead replica would stop, the second taking over.
 
 A `moviola serve` replica that cannot reach Ray takes the requests (and migrates the database):
@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 
 from moviola.config import Settings
 from moviola.jobs import queue
-from moviola.jobs.dispatcher import Dispatcher, InFlight
-from moviola.jobs.election import Election
-from moviola.jobs.ray_actor import actor_name
+from moviola.jobs.ray.actor import actor_name
+from moviola.jobs.ray.dispatcher import InFlight, RayDispatcher
+from moviola.jobs.ray.election import Election
 from moviola.store import db
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
@@ -69,7 +69,7 @@ def test_a_takeover_adopts_a_job_whose_lease_ran_out_instead_of_dispatching_it_a
     video = front.client().videos.create(
         prompt="a slow pan", model="sora-2", **small, extra_body={"num_inference_steps": 150}
     )
-    first = Dispatcher(settings, sessions, blobs)
+    first = RayDispatcher(settings, sessions, blobs)
     first.take_over()
     deadline = time.monotonic() + 120
     while row(sessions, video.id).progress <= 0:  # on an actor, and rendering
@@ -82,7 +82,7 @@ def test_a_takeover_adopts_a_job_whose_lease_ran_out_instead_of_dispatching_it_a
             update(Video).where(Video.id == video.id).values(lease_expires_at=time.time() - 1)
         )
 
-    second = Dispatcher(settings, sessions, blobs)
+    second = RayDispatcher(settings, sessions, blobs)
     second.take_over()
     assert video.id in second.in_flight
     second._housekept = 0.0  # its housekeeping (re-queuing expired leases) is due at once
@@ -107,7 +107,7 @@ def test_a_dispatcher_never_deletes_the_files_the_completed_video_uses(front, pa
     assert queue.complete(sessions, video.id, owner, files=files, result={})
 
     # A deposed dispatcher that collected the same attempt, and lost the race to complete it.
-    loser = Dispatcher(settings, sessions, blobs)
+    loser = RayDispatcher(settings, sessions, blobs)
     loser._discard(InFlight(video.id, owner, "moviola-render-0"))
     assert path.read_bytes() == b"the finished video"
 

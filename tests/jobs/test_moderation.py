@@ -20,9 +20,10 @@ from moviola.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from moviola.jobs.moderation import BLOCKED, MAX_ANSWER_BYTES, QUARANTINE, FrameCheck, PromptPolicy
+from moviola.jobs.moderation import MAX_ANSWER_BYTES, QUARANTINE, PromptPolicy
 from moviola.jobs.service import Caller, Upload, VideoService
 from moviola.jobs.worker import Worker
+from moviola.render.frame_check import BLOCKED, FrameCheck
 from moviola.store import audit, db
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video

@@ -11,12 +11,12 @@ from moviola.importer.library import Library
 from moviola.importer.run import run_import
 from moviola.importer.sources import walk
 from moviola.jobs.service import Caller, Upload
-from moviola.jobs.trust import Stamp
 from moviola.media.provenance import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     TRAINED_ALGORITHMIC_MEDIA,
     read_credentials,
 )
+from moviola.render.stamp import Stamp
 from moviola.store.models import Video
 
 pytestmark = pytest.mark.timeout(180)

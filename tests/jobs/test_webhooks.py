@@ -15,7 +15,7 @@ from sqlalchemy import update
 from moviola.config import Settings
 from moviola.errors import MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.webhooks import Dispatcher, endpoint_name, generate_secret
+from moviola.jobs.outbox import Outbox, endpoint_name, generate_secret
 from moviola.store import db
 from moviola.store.models import Video, WebhookEvent, new_id
 
@@ -117,7 +117,7 @@ def test_a_completed_job_is_delivered_signed_and_the_sdk_verifies_it(tmp_path, s
     video_id = finish_job(sessions)
     event = event_of(sessions, video_id)
 
-    assert Dispatcher(settings(tmp_path, receiver.url), sessions).deliver_due() == 1
+    assert Outbox(settings(tmp_path, receiver.url), sessions).deliver_due() == 1
 
     [request] = receiver.requests
     headers, body = request
@@ -140,13 +140,13 @@ def test_a_completed_job_is_delivered_signed_and_the_sdk_verifies_it(tmp_path, s
     delivered = event_of(sessions, video_id)
     assert delivered.delivered_at is not None and delivered.last_error is None
     assert delivered.attempts == 1
-    assert Dispatcher(settings(tmp_path, receiver.url), sessions).deliver_due() == 0
+    assert Outbox(settings(tmp_path, receiver.url), sessions).deliver_due() == 0
     assert len(receiver.requests) == 1  # delivered once, never again
 
 
 def test_a_failed_job_sends_video_failed(tmp_path, sessions, receiver):
     video_id = finish_job(sessions, failed=True)
-    Dispatcher(settings(tmp_path, receiver.url), sessions).deliver_due()
+    Outbox(settings(tmp_path, receiver.url), sessions).deliver_due()
     verified = unwrap(receiver.requests[0])
     assert (verified.type, verified.data.id) == ("video.failed", video_id)
 
@@ -154,20 +154,20 @@ def test_a_failed_job_sends_video_failed(tmp_path, sessions, receiver):
 def test_a_failing_receiver_is_retried_later_with_the_same_event_id(tmp_path, sessions, receiver):
     receiver.statuses = [500]
     video_id = finish_job(sessions)
-    dispatcher = Dispatcher(settings(tmp_path, receiver.url), sessions)
+    outbox = Outbox(settings(tmp_path, receiver.url), sessions)
 
-    assert dispatcher.deliver_due() == 0
+    assert outbox.deliver_due() == 0
     event = event_of(sessions, video_id)
     assert event.delivered_at is None and event.attempts == 1
     assert event.next_attempt_at > time.time() + 3  # backed off (5 s, less jitter)
     assert "HTTP 500" in event.last_error and "127.0.0.1" in event.last_error
     assert "/hooks" not in event.last_error  # an endpoint's path may hold its secret
 
-    assert dispatcher.deliver_due() == 0  # not due yet: nothing is sent
+    assert outbox.deliver_due() == 0  # not due yet: nothing is sent
     assert len(receiver.requests) == 1
 
     make_due(sessions, event.id)
-    assert dispatcher.deliver_due() == 1
+    assert outbox.deliver_due() == 1
     first, second = receiver.requests
     assert first[0]["webhook-id"] == second[0]["webhook-id"] == event.id
     assert first[1] == second[1]
@@ -179,13 +179,13 @@ def test_a_failing_receiver_is_retried_later_with_the_same_event_id(tmp_path, se
 def test_a_pending_event_survives_a_restart(tmp_path, sessions, receiver):
     receiver.statuses = [503]
     video_id = finish_job(sessions)
-    Dispatcher(settings(tmp_path, receiver.url), sessions).deliver_due()
+    Outbox(settings(tmp_path, receiver.url), sessions).deliver_due()
     make_due(sessions, event_of(sessions, video_id).id)
 
-    # A new process: its own engine and dispatcher, the same database.
+    # A new process: its own engine and outbox, the same database.
     engine = db.connect(db.sqlite_url(tmp_path))
     try:
-        restarted = Dispatcher(settings(tmp_path, receiver.url), db.sessions(engine))
+        restarted = Outbox(settings(tmp_path, receiver.url), db.sessions(engine))
         assert restarted.deliver_due() == 1
     finally:
         engine.dispose()
@@ -198,15 +198,15 @@ def test_an_unreachable_url_records_the_error_and_backs_off(tmp_path, sessions):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     video_id = finish_job(sessions)
-    dispatcher = Dispatcher(settings(tmp_path, f"http://127.0.0.1:{port}/hooks"), sessions)
+    outbox = Outbox(settings(tmp_path, f"http://127.0.0.1:{port}/hooks"), sessions)
 
-    assert dispatcher.deliver_due() == 0
+    assert outbox.deliver_due() == 0
     first = event_of(sessions, video_id)
     assert "ConnectError" in first.last_error and first.delivered_at is None
     assert first.next_attempt_at > time.time() + 3
 
     make_due(sessions, first.id)
-    dispatcher.deliver_due()
+    outbox.deliver_due()
     second = event_of(sessions, video_id)
     assert second.attempts == 2
     assert second.next_attempt_at > time.time() + 20  # the second wait is longer (30 s)
@@ -215,9 +215,9 @@ def test_an_unreachable_url_records_the_error_and_backs_off(tmp_path, sessions):
 def test_it_gives_up_after_the_configured_attempts(tmp_path, sessions, receiver):
     receiver.statuses = [500, 500, 500]
     video_id = finish_job(sessions)
-    dispatcher = Dispatcher(settings(tmp_path, receiver.url, webhook_max_attempts=2), sessions)
+    outbox = Outbox(settings(tmp_path, receiver.url, webhook_max_attempts=2), sessions)
     for _ in range(3):
-        dispatcher.deliver_due()
+        outbox.deliver_due()
         make_due(sessions, event_of(sessions, video_id).id)
     event = event_of(sessions, video_id)
     assert len(receiver.requests) == 2
@@ -230,11 +230,11 @@ def test_every_url_gets_the_event_and_only_failed_ones_are_retried(tmp_path, ses
     try:
         other.statuses = [500]
         video_id = finish_job(sessions)
-        dispatcher = Dispatcher(settings(tmp_path, receiver.url, other.url), sessions)
-        assert dispatcher.deliver_due() == 0
+        outbox = Outbox(settings(tmp_path, receiver.url, other.url), sessions)
+        assert outbox.deliver_due() == 0
         assert "HTTP 500" in event_of(sessions, video_id).last_error
         make_due(sessions, event_of(sessions, video_id).id)
-        assert dispatcher.deliver_due() == 1
+        assert outbox.deliver_due() == 1
         assert (len(receiver.requests), len(other.requests)) == (1, 2)
         assert unwrap(other.requests[1]).data.id == video_id
     finally:
@@ -242,21 +242,21 @@ def test_every_url_gets_the_event_and_only_failed_ones_are_retried(tmp_path, ses
 
 
 def test_the_thread_delivers_without_being_asked(tmp_path, sessions, receiver):
-    dispatcher = Dispatcher(settings(tmp_path, receiver.url), sessions, poll_s=0.05)
-    dispatcher.start()
+    outbox = Outbox(settings(tmp_path, receiver.url), sessions, poll_s=0.05)
+    outbox.start()
     try:
         video_id = finish_job(sessions)
         deadline = time.time() + 10
         while not receiver.requests and time.time() < deadline:
             time.sleep(0.02)
     finally:
-        dispatcher.stop()
+        outbox.stop()
     assert unwrap(receiver.requests[0]).data.id == video_id
 
 
 def test_without_urls_events_are_settled_and_nothing_is_sent(tmp_path, sessions):
     video_id = finish_job(sessions)
-    assert Dispatcher(Settings(data_dir=tmp_path), sessions).deliver_due() == 1
+    assert Outbox(Settings(data_dir=tmp_path), sessions).deliver_due() == 1
     assert event_of(sessions, video_id).delivered_at is not None
 
 
@@ -269,7 +269,7 @@ def test_urls_without_a_usable_secret_refuse_to_start(tmp_path, sessions, secret
         data_dir=tmp_path, webhook_urls=["http://127.0.0.1:9/"], webhook_secret=secret
     )
     with pytest.raises(MoviolaError, match=reason):
-        Dispatcher(config, sessions)
+        Outbox(config, sessions)
 
 
 @pytest.mark.parametrize(

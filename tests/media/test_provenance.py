@@ -17,8 +17,6 @@ from cryptography.x509.oid import NameOID
 from moviola import __version__, media
 from moviola.engine import GenerationRequest, get_model
 from moviola.errors import InvalidRequestError, SigningError
-from moviola.jobs.render import render
-from moviola.jobs.trust import Stamp
 from moviola.media import provenance
 from moviola.media.provenance import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
@@ -27,6 +25,8 @@ from moviola.media.provenance import (
     read_credentials,
     sign_video,
 )
+from moviola.render.files import render
+from moviola.render.stamp import Stamp
 
 
 @pytest.fixture

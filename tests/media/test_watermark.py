@@ -4,9 +4,9 @@ import numpy as np
 
 from moviola import media
 from moviola.engine import GenerationRequest
-from moviola.jobs.render import render
-from moviola.jobs.trust import Stamp
 from moviola.media.watermark import burn_in, watermark_frames
+from moviola.render.files import render
+from moviola.render.stamp import Stamp
 
 
 def test_the_mark_is_drawn_in_the_bottom_right_corner_only():

@@ -25,9 +25,9 @@ from moviola.api.ratelimit import RateLimiter
 from moviola.api.schemas import REQUEST_SCHEMAS
 from moviola.config import Settings
 from moviola.jobs import queue
-from moviola.jobs.moderation import FrameCheck
 from moviola.jobs.service import VideoService
-from moviola.jobs.trust import Stamp
+from moviola.render.frame_check import FrameCheck
+from moviola.render.stamp import Stamp
 from moviola.store import db
 from moviola.store.blobs import Blobs
 from moviola.store.keycache import KeyCache

@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from moviola.api.errors import AuthenticationError, PermissionDeniedError
 from moviola.jobs.service import Caller
-from moviola.locality import hostname, is_local_name, is_loopback, through_proxy
 from moviola.store.keycache import KeyCache
+from moviola.web.locality import hostname, is_local_name, is_loopback, through_proxy
 
 # Documents the scheme in the OpenAPI schema; the check itself is below.
 bearer = HTTPBearer(auto_error=False, description="An API key from `moviola keys create`.")

@@ -25,15 +25,15 @@ log = logging.getLogger("moviola.server")
 
 class Background:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
+        from moviola.jobs.outbox import Outbox
         from moviola.jobs.supervisor import Supervisor
         from moviola.jobs.sweeper import Sweeper
-        from moviola.jobs.webhooks import Dispatcher
 
         if settings.executor == "ray":
             # Rendering on a Ray cluster: the elected replica dispatches to actors there, from
             # a child process (Ray may end a driver whose head went away). Same `status()`
             # and `restarts` as the supervisor, for health and metrics.
-            from moviola.jobs.ray_process import RayProcess
+            from moviola.jobs.ray.process import RayProcess
 
             self.supervisor: Any = RayProcess(settings, sessions, blobs)
         else:
@@ -41,7 +41,7 @@ class Background:
         # Stopped in this order: workers first, so that their last events still get sent.
         self._services: list[tuple[str, Any]] = [
             ("workers", self.supervisor),
-            ("webhooks", Dispatcher(settings, sessions)),
+            ("webhooks", Outbox(settings, sessions)),
             ("sweeper", Sweeper(settings, sessions, blobs)),
         ]
 

@@ -5,7 +5,7 @@ with no file in them, flattening nested values into bracketed names (`video[id]`
 `input_reference[image_url]`, `characters[][id]`); raw HTTP clients post JSON. All of them
 become one `Body`: nested plain fields, plus the file parts by name.
 
-Uploads are bounded while they arrive (`moviola.jobs.uploads`, shared with the Studio): a
+Uploads are bounded while they arrive (`moviola.web.uploads`, shared with the Studio): a
 declared `Content-Length` over the limit is refused before a byte is read, and a body without
 one is counted as it streams (file parts spool to disk past 1 MiB).
 """
@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from moviola.errors import InvalidRequestError
 from moviola.jobs.service import Upload
-from moviola.jobs.uploads import body_limit, content_type, limited, refuse_declared, too_large
+from moviola.web.uploads import body_limit, content_type, limited, refuse_declared, too_large
 
 MAX_PARTS = 1000
 

@@ -75,7 +75,7 @@ def status(
 def _queue(settings) -> tuple[int, int, str | None]:
     from sqlalchemy import func, select
 
-    from moviola.jobs.election import Election
+    from moviola.jobs.ray.election import Election
     from moviola.store import db
     from moviola.store.models import Video
 
@@ -100,7 +100,7 @@ def _queue(settings) -> tuple[int, int, str | None]:
 def _cluster(address: str, namespace: str) -> tuple[list[dict], list[tuple[str, dict | None]]]:
     import ray
 
-    from moviola.jobs.ray_actor import ACTOR_PREFIX
+    from moviola.jobs.ray.actor import ACTOR_PREFIX
 
     ray.init(
         address=address,

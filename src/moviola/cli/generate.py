@@ -46,8 +46,8 @@ def generate(
         from moviola.engine import Engine, GenerationRequest, Placement, parse_size
         from moviola.engine.loading import OFFLOAD_MODES
         from moviola.errors import InvalidRequestError
-        from moviola.jobs.render import render
-        from moviola.jobs.trust import Stamp
+        from moviola.render.files import render
+        from moviola.render.stamp import Stamp
 
         settings = get_settings()
         model_id = settings.resolve_model(model or settings.default_model)

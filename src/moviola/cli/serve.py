@@ -75,7 +75,7 @@ def serve(
 
 def binds_loopback(host: str) -> bool:
     """Whether every address `host` stands for is this machine's loopback."""
-    from moviola.locality import is_loopback
+    from moviola.web.locality import is_loopback
 
     if is_loopback(host):
         return True

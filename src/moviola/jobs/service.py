@@ -30,8 +30,9 @@ from moviola.errors import (
     TooLargeError,
     TooManyRequestsError,
 )
-from moviola.jobs.moderation import BLOCKED, ModerationBlocked, PromptPolicy, quarantine
+from moviola.jobs.moderation import PromptPolicy, quarantine
 from moviola.media.sniff import HEAD_BYTES, sniff
+from moviola.render.frame_check import BLOCKED, ModerationBlocked
 from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video, new_id

@@ -35,10 +35,10 @@ from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import InvalidRequestError, MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.moderation import BLOCKED, FrameCheck, ModerationBlocked
-from moviola.jobs.render import RenderedFiles, preview_frames, render, render_storyboard
 from moviola.jobs.service import shot_image_suffix
-from moviola.jobs.trust import Stamp
+from moviola.render.files import RenderedFiles, preview_frames, render, render_storyboard
+from moviola.render.frame_check import BLOCKED, FrameCheck, ModerationBlocked
+from moviola.render.stamp import Stamp
 from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video

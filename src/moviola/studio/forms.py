@@ -14,8 +14,8 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 from starlette.requests import Request
 
 from moviola.errors import InvalidRequestError, MoviolaError, TooLargeError, TooManyRequestsError
-from moviola.jobs import uploads
 from moviola.jobs.service import Shot, Upload
+from moviola.web import uploads
 
 # The service's (and engine's) names for fields → the Studio's control names.
 FIELD_OF = {

@@ -26,11 +26,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
-from moviola.jobs.models import choices
 from moviola.jobs.service import EXTENSION_SECONDS
 from moviola.store import audit, keys
 from moviola.store.models import Video
 from moviola.studio import forms, library, live, snippets
+from moviola.studio.models import choices
 from moviola.studio.session import (
     Viewer,
     check_csrf,

@@ -34,8 +34,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from moviola.jobs.service import Caller
-from moviola.locality import hostname, is_local_name, through_proxy
 from moviola.media.files import atomic_write_bytes
+from moviola.web.locality import hostname, is_local_name, through_proxy
 
 COOKIE = "moviola_studio"
 MAX_AGE_S = 30 * 24 * 3600

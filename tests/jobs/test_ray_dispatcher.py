@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from moviola.jobs.dispatcher import choose_actor
-from moviola.jobs.ray_actor import actor_of
+from moviola.jobs.ray.actor import actor_of
+from moviola.jobs.ray.dispatcher import choose_actor
 
 
 def test_an_actor_that_holds_the_model_is_preferred():

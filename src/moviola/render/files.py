@@ -26,7 +26,7 @@ from moviola.engine import (
 )
 from moviola.engine.progress import ProgressCallback
 from moviola.engine.storyboard import StoryboardShot, generate_storyboard
-from moviola.jobs.trust import Stamp
+from moviola.render.stamp import Stamp
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08

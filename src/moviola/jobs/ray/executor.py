@@ -1,5 +1,5 @@
 """The Ray executor: what runs beside the API in place of the local worker supervisor when
-`executor = "ray"` (in a child process of the server: see `ray_process`).
+`executor = "ray"` (in a child process of the server: see `process`).
 
 Every replica runs one. Each takes part in the election; the one elected connects to Ray and
 dispatches (see `dispatcher`); the others stand by, ready to take over within seconds. Every
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
-from moviola.jobs.election import Election
+from moviola.jobs.ray.election import Election
 from moviola.jobs.supervisor import WorkerStatus
 from moviola.store.blobs import Blobs
 
@@ -86,7 +86,7 @@ class RayExecutor:
     # --- the loop -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from moviola.jobs.dispatcher import Deposed
+        from moviola.jobs.ray.dispatcher import Deposed
 
         reached = 0.0
         failures = 0
@@ -159,7 +159,7 @@ class RayExecutor:
             return False
         import ray
 
-        from moviola.jobs.dispatcher import Dispatcher
+        from moviola.jobs.ray.dispatcher import RayDispatcher
 
         if not self._connected:
             ray.init(
@@ -170,7 +170,7 @@ class RayExecutor:
                 configure_logging=False,
             )
             self._connected = True
-        dispatcher = Dispatcher(
+        dispatcher = RayDispatcher(
             self.settings,
             self.sessions,
             self.blobs,

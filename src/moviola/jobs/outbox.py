@@ -1,7 +1,7 @@
 """Delivering webhook events (`video.completed`, `video.failed`) from the outbox table.
 
 The queue writes a `WebhookEvent` row in the same transaction as the state change it reports,
-so no event is lost to a crash; this dispatcher sends each one to every configured URL, signed
+so no event is lost to a crash; this outbox sends each one to every configured URL, signed
 the Standard Webhooks way (what `client.webhooks.unwrap` in the `openai` SDK verifies).
 
 Delivery is at least once: an event counts as delivered once every URL has answered 2xx.
@@ -64,7 +64,7 @@ def backoff(attempts: int) -> float:
     return base * random.uniform(1 - JITTER, 1 + JITTER)
 
 
-class Dispatcher(Periodic):
+class Outbox(Periodic):
     name = "webhooks"
 
     def __init__(

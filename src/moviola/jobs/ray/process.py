@@ -7,7 +7,7 @@ server, as local workers do: Ray ending it costs a restart of the child, never t
 child holds the election's lock, which goes with it when it dies; it says how it stands (the
 executor's health and its actors) on its stdout, one JSON line a round, for `/healthz`.
 
-Run as `python -m moviola.jobs.ray_process --parent-pid PID`; it exits when the server goes.
+Run as `python -m moviola.jobs.ray.process --parent-pid PID`; it exits when the server goes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class RayProcess:
     """The server's side: the same `status()`, `health()` and `restarts` as the supervisor."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
-        from moviola.jobs.ray_executor import require_address
+        from moviola.jobs.ray.executor import require_address
 
         require_address(settings)
         self.settings = settings
@@ -83,7 +83,7 @@ class RayProcess:
                 [
                     sys.executable,
                     "-m",
-                    "moviola.jobs.ray_process",
+                    "moviola.jobs.ray.process",
                     "--parent-pid",
                     f"{os.getpid()}",
                 ],
@@ -127,7 +127,7 @@ def _health(settings: Settings, state: str, reasons: list[str]) -> dict[str, Any
 def main(argv: list[str]) -> None:
     from moviola import logs
     from moviola.config import get_settings
-    from moviola.jobs.ray_executor import RayExecutor
+    from moviola.jobs.ray.executor import RayExecutor
     from moviola.store import db
 
     logs.configure()

@@ -159,8 +159,8 @@ class RenderActor:
     def _render(self, task: _Task, work: dict[str, Any]) -> None:
         from moviola.engine import CancelToken, GenerationCancelled
         from moviola.errors import InvalidRequestError, MoviolaError
-        from moviola.jobs.render import render, render_storyboard
-        from moviola.jobs.trust import Stamp
+        from moviola.render.files import render, render_storyboard
+        from moviola.render.stamp import Stamp
 
         folder = Path(tempfile.mkdtemp(prefix="moviola-render-"))
         try:
@@ -198,8 +198,8 @@ class RenderActor:
         decision."""
         if not nsfw:
             return None
-        from moviola.jobs.moderation import FrameCheck
-        from moviola.jobs.render import preview_frames
+        from moviola.render.files import preview_frames
+        from moviola.render.frame_check import FrameCheck
 
         key = (float(nsfw["threshold"]), int(nsfw["samples"]))
         if self._frame_checks.get(key) is None:  # keeps its detector loaded between jobs

@@ -34,7 +34,7 @@ from moviola import media
 from moviola.config import Settings
 from moviola.errors import MoviolaError
 from moviola.jobs import queue
-from moviola.jobs.ray_actor import ACTOR_PREFIX, actor_name, actor_of, spawn
+from moviola.jobs.ray.actor import ACTOR_PREFIX, actor_name, actor_of, spawn
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -80,7 +80,7 @@ def choose_actor(model: str, free: list[str], loaded: dict[str, list[str]]) -> s
     return free[0]
 
 
-class Dispatcher:
+class RayDispatcher:
     def __init__(
         self,
         settings: Settings,
@@ -414,7 +414,7 @@ class Dispatcher:
         admins, named in the audit log."""
         if self._preparer.frame_check is None:
             return False
-        from moviola.jobs.moderation import BLOCKED, Decision
+        from moviola.render.frame_check import BLOCKED, Decision
         from moviola.store import audit
 
         if found is not None:

@@ -4,7 +4,7 @@ import pytest
 
 from moviola import media
 from moviola.engine import CancelToken, GenerationCancelled, GenerationRequest, Stage
-from moviola.jobs.render import output_paths, render
+from moviola.render.files import output_paths, render
 
 
 def test_render_writes_the_three_files_at_the_requested_size(engine, tmp_path):
