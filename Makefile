@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 # unpinned torch pulls several GB of CUDA packages. With a GPU, pip picks the normal build.
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup system-deps run test lint format bench clean
 
+# The virtualenv with Moviola and its development tools.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints/cpu.txt
@@ -16,16 +17,25 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
+# The Debian packages the tests drive (Chromium, PostgreSQL, a font), installed when missing;
+# with all of them there it only looks at a few files. `moviola serve` needs none of them.
+system-deps:
+	scripts/system-deps
+
 run: setup
 	$(BIN)/moviola serve
 
-test: setup
+test: setup system-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix src tests benchmarks
@@ -39,4 +49,4 @@ bench: setup
 	$(BIN)/python benchmarks/cluster_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache src/*.egg-info

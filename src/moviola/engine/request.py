@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import ItemsView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,7 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
     capability = _capability(request, spec)
     _check_numbers(request)
 
-    size = check_size(tuple(request.size)) if request.size is not None else None
+    size = check_size(request.size) if request.size is not None else None
     source = request.video if request.video is not None else request.extend
     if size is None and source is not None:
         height, width = source.shape[1:3]
@@ -200,7 +201,7 @@ def _capability(request: GenerationRequest, spec: ModelSpec) -> Capability:
     return capability
 
 
-def _catalogue_items():
+def _catalogue_items() -> ItemsView[str, ModelSpec]:
     from moviola.engine.catalogue import catalogue
 
     return catalogue().items()

@@ -94,7 +94,7 @@ def tiny_tokenizer() -> Any:
     )
 
 
-_TEXT_ENCODER = dict(
+_TEXT_ENCODER: dict[str, Any] = dict(
     vocab_size=128,
     d_model=32,  # must equal Wan's text_dim / LTX's caption_channels
     d_ff=37,
@@ -198,7 +198,7 @@ def _build_ltx() -> Any:
         caption_channels=32,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLLTXVideo(
+    vae: Any = AutoencoderKLLTXVideo(  # diffusers declares no framewise (de)coding flags
         in_channels=3,
         out_channels=3,
         latent_channels=8,

@@ -14,9 +14,9 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import CursorResult, delete, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.store.models import AuditEvent, AuditRetention
@@ -148,5 +148,7 @@ def prune(
         # First the cutoff the database's trigger lets deletions through below, in the same
         # transaction: concurrent prunes take turns on its row.
         session.execute(update(AuditRetention).where(AuditRetention.id == 1).values(cutoff=cutoff))
-        result = session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
+        result = cast(
+            CursorResult[Any], session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
+        )
     return result.rowcount or 0
