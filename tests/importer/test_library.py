@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
@@ -447,3 +448,28 @@ def test_each_import_is_in_the_audit_log(tmp_path, settings, clip):
     for entry in entries:
         assert entry["detail"]["sha256"] == imported[entry["video_id"]].content_sha256
         assert entry["detail"]["source"] == "folder"
+
+
+def test_a_zip_inside_a_zip_is_imported_and_one_too_deep_is_reported(tmp_path, settings, clip):
+    def zipped(entries: dict[str, bytes]) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+        return out.getvalue()
+
+    inner = clip(tmp_path / "inner.mp4", 1).read_bytes()
+    deepest = zipped({"4.zip": zipped({"lost.mp4": clip(tmp_path / "lost.mp4", 2).read_bytes()})})
+    archive = tmp_path / "1.zip"
+    archive.write_bytes(zipped({"2.zip": zipped({"inner.mp4": inner, "3.zip": deepest})}))
+
+    report = run(settings, archive)
+    report.write(tmp_path / "report.json")
+    written = json.loads((tmp_path / "report.json").read_text())
+    videos = {v["location"].removeprefix(f"{archive}!/"): v for v in written["videos"]}
+    assert videos.keys() == {"2.zip!/inner.mp4", "2.zip!/3.zip!/4.zip"}
+    assert videos["2.zip!/inner.mp4"]["status"] == "imported"
+    too_deep = videos["2.zip!/3.zip!/4.zip"]
+    assert too_deep["status"] == "failed" and "nested over 3 deep" in too_deep["reason"]
+    (row,) = rows(settings)
+    assert Path(row.files["video"]["path"]).read_bytes() == inner

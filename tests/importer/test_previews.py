@@ -33,3 +33,19 @@ def test_previews_too_large_in_pixels_or_bytes_or_of_another_kind_are_refused():
     Image.new("RGB", (8, 8)).save(gif, "GIF")
     with pytest.raises(MediaError, match="not a WebP, JPEG or PNG"):
         preview_image(lambda: io.BytesIO(gif.getvalue()))
+
+
+@pytest.mark.parametrize(
+    ("size", "thumbnail", "tile"),
+    [((1280, 720), (640, 360), (160, 90)), ((360, 640), (360, 640), (90, 160))],
+)
+def test_made_previews_have_the_videos_shape(tmp_path, clip, size, thumbnail, tile):
+    from moviola import media
+    from moviola.importer.previews import write_previews
+
+    video = clip(tmp_path / "v.mp4", 1, frames=4, size=size)
+    write_previews(video, media.probe(video), tmp_path / "t.webp", tmp_path / "s.jpg")
+    with Image.open(tmp_path / "t.webp") as image:
+        assert image.size == thumbnail
+    with Image.open(tmp_path / "s.jpg") as image:
+        assert image.size == (2 * tile[0], 2 * tile[1])  # four frames: a 2x2 grid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -189,3 +190,112 @@ def test_an_export_manifest_describes_only_the_files_it_names(tmp_path, clip):
     other = videos[str(tmp_path / "out" / "other" / "x.mp4")]
     assert named.source == "export" and named.metadata.get("prompt") == "the real x"
     assert other.source == "folder" and other.metadata.get("prompt") is None
+
+
+def zip_bytes(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_zips_inside_a_zip_are_walked_stored_or_compressed(tmp_path, clip):
+    data = {n: clip(tmp_path / f"{n}.mp4", i).read_bytes() for i, n in enumerate("abcde")}
+    stored = zip_bytes(
+        {
+            "b.mp4": data["b"],
+            "b.json": b'{"prompt": "bee"}',
+            "e.zip": zip_bytes({"e.mp4": data["e"]}, zipfile.ZIP_STORED),
+        },
+        zipfile.ZIP_STORED,
+    )
+    deflated = zip_bytes({"deep/c.mp4": data["c"], "deep/d.zip": zip_bytes({"d.mp4": data["d"]})})
+    archive = tmp_path / "outer.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("a.mp4", data["a"])
+        out.writestr("stored.zip", stored, zipfile.ZIP_STORED)
+        out.writestr("more/deflated.zip", deflated)
+
+    with walk([archive]) as found:
+        assert found.problems == []
+        videos = {c.location.removeprefix(f"{archive}!/"): c for c in found.candidates}
+        assert set(videos) == {
+            "a.mp4",
+            "stored.zip!/b.mp4",
+            "stored.zip!/e.zip!/e.mp4",
+            "more/deflated.zip!/deep/c.mp4",
+            "more/deflated.zip!/deep/d.zip!/d.mp4",
+        }
+        assert videos["stored.zip!/b.mp4"].metadata.get("prompt") == "bee"
+        for location, candidate in videos.items():
+            assert candidate.source == "zip" and candidate.local_path is None
+            with candidate.open() as stream:  # streamed out, byte for byte
+                assert stream.read() == data[candidate.name[0]], location
+    assert not list(tmp_path.glob("*/"))  # nothing extracted beside the archive
+
+
+def test_zips_too_deep_damaged_or_hostile_inside_a_zip_are_reported(tmp_path, clip):
+    video = clip(tmp_path / "v.mp4", 1).read_bytes()
+    nested = zip_bytes({"4.zip": zip_bytes({"too-deep.mp4": video}), "fine.mp4": video})
+    nested = zip_bytes({"3.zip": nested})
+    hostile = zip_bytes({"../../escape.mp4": video, "bomb.zip": b"\0" * (24 << 20)})
+    archive = tmp_path / "1.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("2.zip", nested)
+        out.writestr("hostile.zip", hostile)
+        out.writestr("broken.zip", b"PK\3\4 not really")
+
+    with walk([archive]) as found:
+        videos = {c.location.removeprefix(f"{archive}!/"): c for c in found.candidates}
+        problems = {where.removeprefix(f"{archive}!/"): why for where, why in found.problems}
+    assert set(videos) == {"2.zip!/3.zip!/fine.mp4", "hostile.zip!/../../escape.mp4"}
+    assert "zip-slip" in videos["hostile.zip!/../../escape.mp4"].refused
+    assert problems.keys() == {"2.zip!/3.zip!/4.zip", "hostile.zip!/bomb.zip", "broken.zip"}
+    assert problems["2.zip!/3.zip!/4.zip"] == "not imported: ZIP archives nested over 3 deep"
+    assert "zip bomb" in problems["hostile.zip!/bomb.zip"]
+    assert problems["broken.zip"].startswith("not a readable ZIP archive")
+
+
+def test_videos_are_found_by_their_bytes_whatever_their_name(tmp_path, clip):
+    import av
+
+    clip(tmp_path / "download", 1, container="mp4")  # no suffix at all
+    clip(tmp_path / "clip.bin", 2, container="webm")
+    with av.open(str(tmp_path / "old.avi"), "w") as out:  # a container Moviola reads, too
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(4):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    (tmp_path / "notes").write_text("not a video")
+
+    with walk([tmp_path]) as found:
+        assert sorted(by_name(found)) == ["clip.bin", "download", "old.avi"]
+    with walk([tmp_path / "download"]) as found:
+        assert [c.name for c in found.candidates] == ["download"] and found.problems == []
+
+
+def test_the_container_is_what_the_one_sniffer_says(tmp_path):
+    import av
+
+    from moviola.importer.container import read_container
+    from moviola.media.sniff import sniff_file
+
+    path = tmp_path / "vp9.mkv"  # Matroska holding VP9: a WebM codec, not a WebM file
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("libvpx-vp9", rate=8, options={"deadline": "realtime"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(2):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    container = read_container(path)
+    assert (container.kind, container.mime, container.suffix) == (
+        "mkv",
+        sniff_file(path).media_type,
+        ".mkv",
+    )

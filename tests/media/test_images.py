@@ -61,6 +61,28 @@ def test_thumbnail_max_side_keeps_aspect(tmp_path: Path, make_frames) -> None:
     assert write_thumbnail(portrait, tmp_path / "big.jpg", max_side=1000) == (72, 128)
 
 
+@pytest.mark.parametrize(
+    ("render", "video", "expected"),
+    [
+        ((96, 160), (720, 1280), (360, 640)),  # a small render, upscaled to the video's shape
+        ((160, 96), (1280, 720), (640, 360)),  # the render's 5:3 is stretched to 16:9, as encoded
+        ((64, 48), (320, 240), (320, 240)),  # never larger than the video itself
+        ((1280, 720), (1920, 1080), (640, 360)),
+    ],
+)
+def test_thumbnail_has_the_videos_shape_at_a_useful_size(
+    tmp_path: Path, solid_frames, render, video, expected
+) -> None:
+    frames = solid_frames(distinct_colors(5), width=render[0], height=render[1])
+    path = tmp_path / "t.webp"
+    assert write_thumbnail(frames, path, size=video) == expected
+    with Image.open(path) as image:
+        assert image.size == expected
+        assert abs(image.width / image.height - video[0] / video[1]) < 0.01
+        centre = (image.width // 2, image.height // 2)
+        assert np.abs(color_at(image, centre) - frames[2, 0, 0]).max() <= 6
+
+
 def test_thumbnail_accepts_a_list_of_frames(tmp_path: Path, solid_frames) -> None:
     frames = list(solid_frames(distinct_colors(3)))
     assert write_thumbnail(frames, tmp_path / "t.png") == (64, 48)
@@ -74,6 +96,8 @@ def test_thumbnail_accepts_a_list_of_frames(tmp_path: Path, solid_frames) -> Non
         (np.zeros((0, 48, 64, 3), np.uint8), "t.jpg", {}, "no frames"),
         (np.zeros((2, 48, 64, 3), np.float32), "t.jpg", {}, "uint8"),
         (np.zeros((2, 48, 64, 3), np.uint8), "t.jpg", {"max_side": 0}, "max_side"),
+        (np.zeros((2, 48, 64, 3), np.uint8), "t.jpg", {"size": (64, -1)}, "size"),
+        (np.zeros((2, 48, 64, 3), np.uint8), "t.jpg", {"size": "64x48"}, "size"),
     ],
 )
 def test_thumbnail_bad_input(tmp_path: Path, frames, name: str, kwargs, needle: str) -> None:
@@ -106,7 +130,7 @@ def test_spritesheet_default_grid(tmp_path: Path, solid_frames) -> None:
 
 def test_spritesheet_explicit_layout(tmp_path: Path, solid_frames) -> None:
     frames = solid_frames(distinct_colors(10))
-    info = write_spritesheet(frames, tmp_path / "s.webp", count=5, tile_width=40, columns=3)
+    info = write_spritesheet(frames, tmp_path / "s.webp", count=5, tile_side=40, columns=3)
     assert (info.columns, info.rows, info.tile_width, info.tile_height) == (3, 2, 40, 30)
     assert info.frame_indices == (0, 2, 5, 7, 9)
     assert (info.width, info.height) == (120, 60)
@@ -114,6 +138,24 @@ def test_spritesheet_explicit_layout(tmp_path: Path, solid_frames) -> None:
         assert (image.format, image.size) == ("WEBP", (120, 60))
         # The unused sixth cell stays black.
         assert color_at(image, (100, 45)).max() <= 8
+
+
+@pytest.mark.parametrize(
+    ("render", "video", "tile"),
+    [((96, 160), (720, 1280), (90, 160)), ((160, 96), (1280, 720), (160, 90))],
+)
+def test_spritesheet_tiles_have_the_videos_shape(
+    tmp_path: Path, solid_frames, render, video, tile
+) -> None:
+    frames = solid_frames(distinct_colors(9), width=render[0], height=render[1])
+    info = write_spritesheet(frames, tmp_path / "s.jpg", size=video)
+    assert (info.columns, info.rows, info.tile_width, info.tile_height) == (3, 3, *tile)
+    with Image.open(tmp_path / "s.jpg") as image:
+        assert image.size == (3 * tile[0], 3 * tile[1])
+        assert abs(image.width / image.height - video[0] / video[1]) < 0.02
+        # Tile (1, 2) is slot 7, frame 7: the tiles lie where the layout says.
+        centre = (tile[0] + tile[0] // 2, 2 * tile[1] + tile[1] // 2)
+        assert np.abs(color_at(image, centre) - frames[7, 0, 0]).max() <= 8
 
 
 def test_spritesheet_count_is_capped_at_the_frame_count(tmp_path: Path, make_frames) -> None:
@@ -126,11 +168,13 @@ def test_spritesheet_count_is_capped_at_the_frame_count(tmp_path: Path, make_fra
 
 def test_spritesheet_too_large_for_the_format(tmp_path: Path, make_frames) -> None:
     with pytest.raises(MediaError, match="too large"):
-        write_spritesheet(make_frames(4), tmp_path / "s.webp", count=4, columns=4, tile_width=5000)
+        write_spritesheet(make_frames(4), tmp_path / "s.webp", count=4, columns=4, tile_side=5000)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs", [{"count": 0}, {"tile_width": 0}, {"columns": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"count": 0}, {"tile_side": 0}, {"columns": -1}, {"size": (0, 9)}, {"size": (5,)}]
+)
 def test_spritesheet_bad_arguments(tmp_path: Path, kwargs, make_frames) -> None:
     with pytest.raises(MediaError) as caught:
         write_spritesheet(make_frames(4), tmp_path / "s.jpg", **kwargs)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import io
 import os
 import shutil
+import tracemalloc
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -140,6 +144,67 @@ def test_decode_limits_are_inclusive(clip) -> None:
         max_bytes=64 * 48 * 3 * 20,
     )
     assert len(frames) == 20
+
+
+@pytest.fixture(scope="module")
+def flat_upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1200 flat 1024x1024 frames: about 50 KB on disk, 3.8 GB decoded."""
+    path = tmp_path_factory.mktemp("flat") / "flat.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=24, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 1024, 1024, "yuv420p"
+        grey = np.full((1024, 1024, 3), 90, np.uint8)
+        frame = av.VideoFrame.from_ndarray(grey, format="rgb24").reformat(format="yuv420p")
+        for index in range(1200):
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def traced_peak(call: Callable[[], object]) -> int:
+    """The most memory Python and numpy held at once while `call` ran."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_tiny_file_that_decodes_to_gigabytes_is_refused_before_decoding(flat_upload) -> None:
+    assert flat_upload.stat().st_size < 100_000
+
+    def decode() -> None:
+        with pytest.raises(MediaError, match="limit on decoded frames") as caught:
+            decode_frames(flat_upload)
+        assert "1200 frames at 1024x1024 needs 3.8 GB, over the 1.1 GB limit" in str(caught.value)
+
+    assert traced_peak(decode) < 16 << 20
+
+
+def test_the_budget_holds_for_frames_the_probe_did_not_count(
+    flat_upload, clip, monkeypatch
+) -> None:
+    # A stream can decode to more frames than it has packets: the budget is on what is decoded.
+    probing = importlib.import_module("moviola.media.probe")
+    counted = probing.probe
+    monkeypatch.setattr(
+        probing, "probe", lambda *a, **kw: dataclasses.replace(counted(*a, **kw), frames=1)
+    )
+    frame_bytes = 1024 * 1024 * 3
+    budget = 40 * frame_bytes
+
+    def decode() -> None:
+        with pytest.raises(MediaError, match="decoding 41 frames at 1024x1024"):
+            decode_frames(flat_upload, max_bytes=budget)
+
+    assert traced_peak(decode) < budget + 2 * frame_bytes
+    # Within the budget every frame comes back, not only the counted one.
+    path, _, source = clip
+    frames, _ = decode_frames(path)
+    assert frames.shape == source.shape
+    assert len(decode_frames(path, max_frames=7)[0]) == 7
 
 
 def bad_files(tmp_path: Path, clip_path: Path) -> dict[str, Path]:

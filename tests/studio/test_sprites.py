@@ -14,7 +14,7 @@ from moviola.studio.routes import grid_of
     [
         (97, "160x96", {}, (5, 5, 25)),  # as rendered here: up to 25, near-square
         (12, "96x160", {}, (4, 3, 12)),  # fewer frames than 25, portrait
-        (40, "160x96", {"count": 10, "columns": 10, "tile_width": 120}, (10, 1, 10)),  # a strip
+        (40, "160x96", {"count": 10, "columns": 10, "tile_side": 120}, (10, 1, 10)),  # a strip
         (30, "128x128", {"count": 16, "columns": 8}, (8, 2, 16)),  # wide, of 160-pixel tiles
         (3, "160x96", {}, (2, 2, 3)),  # a short clip: the last tile is empty
     ],

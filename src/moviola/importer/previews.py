@@ -22,18 +22,16 @@ from moviola.media.probe import OPEN_OPTIONS
 
 MAX_PREVIEW_BYTES = 32 << 20  # a source's own thumbnail or spritesheet, at most
 SPRITE_TILES = 25
-PREVIEW_WIDTH = 480  # wide enough for a sharp thumbnail and 160-pixel sprite tiles
 
 
 def sample_frames(path: Path, info: media.VideoInfo, count: int = SPRITE_TILES) -> np.ndarray:
-    """`count` evenly spread frames (first and last included), at most PREVIEW_WIDTH wide."""
+    """`count` evenly spread frames (first and last included), at most a thumbnail's size."""
     import av
 
     total = max(1, info.frames)
     count = min(count, total)
     wanted = sorted({round(i * (total - 1) / max(1, count - 1)) for i in range(count)})
-    width = min(info.width, PREVIEW_WIDTH)
-    height = max(2, round(info.height * width / info.width))
+    width, height = media.fit_size(info.size, media.THUMBNAIL_SIDE, enlarge=False)
     kept: list[np.ndarray] = []
     try:
         with av.open(str(path), container_options=OPEN_OPTIONS) as container:
@@ -59,9 +57,9 @@ def write_previews(video: Path, info: media.VideoInfo, thumbnail: Path, sprite: 
     """Write whichever of `thumbnail` and `sprite` is missing (each atomically)."""
     frames = sample_frames(video, info)
     if not thumbnail.exists():
-        media.write_thumbnail(frames, thumbnail)
+        media.write_thumbnail(frames, thumbnail, size=info.size)
     if not sprite.exists():
-        media.write_spritesheet(frames, sprite)
+        media.write_spritesheet(frames, sprite, size=info.size)
 
 
 def preview_image(opener: Callable[[], IO[bytes]]) -> tuple[bytes, str]:

@@ -2,19 +2,30 @@
 
 A source is a tree of files: a folder (walked recursively) or a ZIP archive (read in place:
 each entry is streamed out of the archive when it is imported, never extracted to disk). Every
-video file in it becomes a `Candidate` carrying the metadata found around it: a sidecar with the
-same stem, an entry in a manifest that lists many videos, or Moviola's own export manifest.
+video in it (by its bytes, or by its name where they say nothing) becomes a `Candidate` carrying
+the metadata found around it: a sidecar with the same stem, an entry in a manifest that lists
+many videos, or Moviola's own export manifest.
+
+A ZIP inside a ZIP is a tree of its own, up to `MAX_ZIP_DEPTH` archives deep (deeper ones are
+reported). A stored one is read in place too; a compressed one can only be read from its start,
+and a ZIP archive needs to jump about, so it is first copied to a temporary file.
 
 Archives are hostile until proven otherwise. An entry whose name would land outside the
 archive's folder when extracted (zip-slip) is refused, and so is one that inflates far beyond
-its compressed size (a zip bomb): both are reported, never read.
+its compressed size (a zip bomb): both are reported, never read. Archives inside archives are
+held to the same limits, entry by entry.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import shutil
+import struct
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,14 +44,21 @@ from moviola.importer.metadata import (
     read_sidecar_text,
     sidecar_names,
 )
+from moviola.media import formats
+from moviola.media.sniff import HEAD_BYTES, sniff
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".gif"})
 # A video barely compresses; an entry that inflates more than this is built to hurt.
 MAX_ZIP_RATIO = 100
 # Small entries may compress well (text, blank frames) without being a threat.
 ZIP_RATIO_FLOOR = 1 << 20
 MAX_ZIP_ENTRY_BYTES = 64 << 30
+# An archive in an archive in an archive is as deep as real collections go; past that it is
+# more likely built to make the walk go on forever.
+MAX_ZIP_DEPTH = 3
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# How reading an archive's entry fails: damaged, encrypted, an unknown compression, a full disk.
+_UNREADABLE = (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+_ENCRYPTED = 0x1  # a ZIP entry's flag bit: its stored bytes are not the archive inside it
 
 
 @dataclass
@@ -91,11 +109,12 @@ def walk(paths: list[Path]) -> Found:
             _walk_folder(path, found)
         elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
             _walk_zip(path, found)
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            tree = _FolderTree(path.parent, found.problems, only=path.name)
-            found.candidates.extend(_candidates(tree, found.problems))
         else:
-            found.problems.append((str(path), "not a video, a folder or a ZIP archive"))
+            tree = _FolderTree(path.parent, found.problems, only=path.name)
+            if tree.is_video(PurePosixPath(path.name)):
+                found.candidates.extend(_candidates(tree, found.problems))
+            else:
+                found.problems.append((str(path), "not a video, a folder or a ZIP archive"))
     return found
 
 
@@ -109,14 +128,40 @@ def _walk_folder(root: Path, found: Found) -> None:
 
 def _walk_zip(path: Path, found: Found) -> None:
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
+        file = open(path, "rb")  # noqa: SIM115 (closed with the walk)
+    except OSError as err:
         found.problems.append((str(path), f"not a readable ZIP archive ({err})"))
         return
+    _walk_archive(file, str(path), found, depth=1)
+
+
+def _walk_archive(file: IO[bytes], label: str, found: Found, depth: int) -> None:
+    """The archive in `file` (owned from here on: closed with the walk)."""
+    found._closers.append(file.close)
+    try:
+        archive = zipfile.ZipFile(file)
+    except _UNREADABLE as err:
+        found.problems.append((label, f"not a readable ZIP archive ({err})"))
+        return
     found._closers.append(archive.close)
-    tree = _ZipTree(path, archive)
+    tree = _ZipTree(label, archive, file)
     found.problems.extend(tree.refused_others)
     found.candidates.extend(_candidates(tree, found.problems))
+    for name in tree.files():
+        if name.suffix.lower() != ".zip":
+            continue
+        location = tree.location(name)
+        if depth == MAX_ZIP_DEPTH:
+            found.problems.append(
+                (location, f"not imported: ZIP archives nested over {MAX_ZIP_DEPTH} deep")
+            )
+            continue
+        try:
+            inner = tree.open_archive(name)
+        except _UNREADABLE as err:
+            found.problems.append((location, f"not a readable ZIP archive ({err})"))
+            continue
+        _walk_archive(inner, location, found, depth + 1)
 
 
 # --- trees ---------------------------------------------------------------------------------
@@ -143,6 +188,17 @@ class _Tree:
     def local_path(self, name: PurePosixPath) -> Path | None:
         return None
 
+    def is_video(self, name: PurePosixPath) -> bool:
+        """Whether `name` is a video: its bytes decide, and its name alone is enough (importing
+        it then reports what is wrong with it)."""
+        if name.suffix.lower() in formats.VIDEO_SUFFIXES:
+            return True
+        try:
+            with self.opener(name)() as stream:
+                return sniff(stream.read(HEAD_BYTES)) is not None
+        except _UNREADABLE:
+            return False
+
     def read(self, name: PurePosixPath, limit: int) -> bytes:
         """A small file's bytes; MetadataError when it is refused, unreadable or over `limit`
         (so the report can say which metadata was left out, and why)."""
@@ -154,7 +210,7 @@ class _Tree:
         try:
             with self.opener(name)() as stream:
                 data = stream.read(limit + 1)
-        except (OSError, zipfile.BadZipFile) as err:
+        except _UNREADABLE as err:
             raise MetadataError(f"could not read it ({err})") from None
         if len(data) > limit:  # it grew since it was listed
             raise MetadataError(f"not read: over {limit >> 20} MiB")
@@ -214,6 +270,10 @@ class _FolderTree(_Tree):
     def local_path(self, name: PurePosixPath) -> Path:
         return self._real.get(name) or self.root / name
 
+    def is_video(self, name: PurePosixPath) -> bool:
+        # Reading a FIFO or a device may never end, and neither is a video.
+        return self.local_path(name).is_file() and super().is_video(name)
+
 
 _OUTSIDE = "skipped: a link to somewhere outside the folder being imported"
 
@@ -231,9 +291,10 @@ def open_local(path: Path) -> IO[bytes]:
 class _ZipTree(_Tree):
     source = "zip"
 
-    def __init__(self, path: Path, archive: zipfile.ZipFile):
-        self.path = path
+    def __init__(self, label: str, archive: zipfile.ZipFile, file: IO[bytes]):
+        self.label = label
         self.archive = archive
+        self.file = file  # what `archive` reads: a file, or a part of the archive around it
         self._infos: dict[PurePosixPath, zipfile.ZipInfo] = {}
         self._refused: dict[PurePosixPath, str] = {}
         self.refused_others: list[tuple[str, str]] = []
@@ -242,7 +303,7 @@ class _ZipTree(_Tree):
                 continue
             name = PurePosixPath(info.filename.replace("\\", "/"))
             why = _unsafe_entry(info)
-            if why and name.suffix.lower() not in VIDEO_SUFFIXES:
+            if why and name.suffix.lower() not in formats.VIDEO_SUFFIXES:
                 self.refused_others.append((self.location(name), why))
                 continue
             self._infos[name] = info
@@ -260,10 +321,65 @@ class _ZipTree(_Tree):
         return lambda: self.archive.open(info)
 
     def location(self, name: PurePosixPath) -> str:
-        return f"{self.path}!/{name}"
+        return f"{self.label}!/{name}"
 
     def refused(self, name: PurePosixPath) -> str | None:
         return self._refused.get(name)
+
+    def open_archive(self, name: PurePosixPath) -> IO[bytes]:
+        """An entry that is an archive itself, as a file to open it from."""
+        info = self._infos[name]
+        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & _ENCRYPTED:
+            return _Part(self.file, _data_offset(self.file, info), info.file_size)
+        copy = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the walk)
+        try:
+            with self.archive.open(info) as stream:
+                shutil.copyfileobj(stream, copy, 1 << 20)
+        except BaseException:
+            copy.close()
+            raise
+        return copy
+
+
+def _data_offset(file: IO[bytes], info: zipfile.ZipInfo) -> int:
+    """Where an entry's bytes start in its archive: after its local header, whose name and
+    extra field need not be as long as the central directory's."""
+    file.seek(info.header_offset)
+    header = file.read(zipfile.sizeFileHeader)
+    if len(header) < zipfile.sizeFileHeader or header[:4] != zipfile.stringFileHeader:
+        raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + zipfile.sizeFileHeader + name_length + extra_length
+
+
+class _Part(io.RawIOBase):
+    """`size` bytes of `file` from `start`, as a file of their own: an archive stored inside
+    another, read in place. Every read seeks first, as `zipfile` does, so the two can share
+    `file`."""
+
+    def __init__(self, file: IO[bytes], start: int, size: int):
+        self.file, self.start, self.size, self.pos = file, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        self.file.seek(self.start + self.pos)
+        data = self.file.read(max(0, min(len(buffer), self.size - self.pos)))
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
 
 def _unsafe_entry(info: zipfile.ZipInfo) -> str | None:
@@ -288,9 +404,8 @@ def _unsafe_entry(info: zipfile.ZipInfo) -> str | None:
 def _candidates(tree: _Tree, problems: list[tuple[str, str]]) -> Iterator[Candidate]:
     files = tree.files()
     present = set(files)
-    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    if getattr(tree, "only", None):
-        videos = [f for f in videos if f.name == tree.only]
+    only = getattr(tree, "only", None)
+    videos = [f for f in files if (only is None or f.name == only) and tree.is_video(f)]
     sidecars = {f.parent / n for f in videos for n in sidecar_names(f.name)} & present
     exports, others = _manifests(tree, [f for f in files if f not in sidecars], problems)
 

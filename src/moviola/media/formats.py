@@ -24,6 +24,14 @@ SUFFIXES: dict[str, str] = {
     "image/png": ".png",
 }
 
+# The names videos of the types above go by: what a file is called is only a hint, taken where
+# its bytes must not be read (an archive entry refused unread) or say nothing (a damaged file,
+# reported as the video it claims to be rather than passed over).
+VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    {suffix for media_type, suffix in SUFFIXES.items() if media_type.startswith("video/")}
+    | {SUFFIXES["image/gif"], ".m4v", ".mpeg"}
+)
+
 # Pillow's name for an image format → its media type (the still formats previews may have).
 IMAGE_TYPES: dict[str, str] = {"WEBP": "image/webp", "JPEG": "image/jpeg", "PNG": "image/png"}
 

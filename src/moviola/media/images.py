@@ -26,6 +26,12 @@ from moviola.media.files import atomic_write
 MAX_IMAGE_PIXELS = 50_000_000
 """Largest image `load_image` decodes by default (about 8660 × 5773)."""
 
+THUMBNAIL_SIDE = 640
+"""Longest side of a thumbnail: sharp on a card in a grid, and never more than the video's."""
+
+TILE_SIDE = 160
+"""Longest side of a spritesheet tile: enough to recognise a moment while scrubbing."""
+
 ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 # Formats worth accepting from a browser upload; the order is the order Pillow tries them in.
@@ -69,20 +75,24 @@ def write_thumbnail(
     frames: np.ndarray | Sequence[np.ndarray],
     path: str | os.PathLike[str],
     *,
-    max_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    max_side: int = THUMBNAIL_SIDE,
 ) -> tuple[int, int]:
     """Save the middle frame as a still (format from the suffix) and return its `(width, height)`.
 
     The middle frame, because the first of a generated clip is often a static or fading start.
-    With `max_side` the image is shrunk so neither side exceeds it; it is never enlarged.
+    `size` is the video's `(width, height)` (default: the frames' own): frames rendered smaller
+    than the video they were encoded to are scaled as the video was, so the thumbnail has the
+    video's shape, shrunk to fit `max_side` and never larger than the video itself.
     """
     label = os.fspath(path)
     fmt, options = _save_format(label)
     count = _frame_count(frames, label)
+    _check_positive(max_side, "max_side", label)
     image = _to_image(frames, count // 2, label)
-    if max_side is not None:
-        _check_positive(max_side, "max_side", label)
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    target = fit_size(_check_size(size, label) or image.size, max_side, enlarge=False)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
     _save(image, path, fmt, options, label)
     return image.size
 
@@ -91,28 +101,30 @@ def write_spritesheet(
     frames: np.ndarray | Sequence[np.ndarray],
     path: str | os.PathLike[str],
     *,
+    size: tuple[int, int] | None = None,
     count: int | None = None,
-    tile_width: int = 160,
+    tile_side: int = TILE_SIDE,
     columns: int | None = None,
 ) -> SpritesheetInfo:
     """Save a grid of evenly spaced frames, left to right then top to bottom, for scrubbing.
 
     `count` defaults to min(frames, 25) and is capped at the number of frames; the first and
-    last frames are always included. Tiles keep the video's aspect ratio at `tile_width`;
-    `columns` defaults to a near-square grid.
+    last frames are always included. Tiles have the shape of the video, `size=(width, height)`
+    (default: the frames' own), with `tile_side` pixels on their longer side; `columns`
+    defaults to a near-square grid.
     """
     label = os.fspath(path)
     fmt, options = _save_format(label)
     total = _frame_count(frames, label)
     count = min(total, 25) if count is None else min(total, _check_positive(count, "count", label))
-    _check_positive(tile_width, "tile_width", label)
+    _check_positive(tile_side, "tile_side", label)
     columns = math.ceil(math.sqrt(count)) if columns is None else columns
     columns = min(count, _check_positive(columns, "columns", label))
     rows = math.ceil(count / columns)
     indices = _spread(total, count)
 
     first = _to_image(frames, indices[0], label)
-    tile_height = max(1, round(tile_width * first.height / first.width))
+    tile_width, tile_height = fit_size(_check_size(size, label) or first.size, tile_side)
     if max(columns * tile_width, rows * tile_height) > _MAX_SIDE[fmt]:
         raise MediaError(
             f"{label}: a {columns}x{rows} grid of {tile_width}x{tile_height} tiles is too large "
@@ -127,6 +139,16 @@ def write_spritesheet(
         sheet.paste(tile, (column * tile_width, row * tile_height))
     _save(sheet, path, fmt, options, label)
     return SpritesheetInfo(columns, rows, tile_width, tile_height, tuple(indices))
+
+
+def fit_size(size: tuple[int, int], side: int, *, enlarge: bool = True) -> tuple[int, int]:
+    """`size` scaled, keeping its aspect, so that its longer side is `side` (at most `side`,
+    and never more than `size` itself, when not `enlarge`)."""
+    width, height = size
+    scale = side / max(width, height)
+    if not enlarge:
+        scale = min(scale, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def load_image(
@@ -271,6 +293,18 @@ def _check_positive(value: object, name: str, label: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise MediaError(f"{label}: {name} must be a positive integer, got {value!r}", param=name)
     return value
+
+
+def _check_size(size: object, label: str) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        width, height = size  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise MediaError(
+            f"{label}: size must be (width, height), got {size!r}", param="size"
+        ) from None
+    return _check_positive(width, "size", label), _check_positive(height, "size", label)
 
 
 def _save_format(label: str) -> tuple[str, dict[str, object]]:

@@ -4,8 +4,8 @@ Inputs here are often uploads, so every path through this module assumes the fil
 truncated, mislabelled or hostile, and answers with a one-line `MediaError` instead of an FFmpeg
 exception. Only regular files are opened (a FIFO or device would block) and only through a fixed
 list of container formats (a playlist could make FFmpeg read other files). Work is bounded:
-packet counting runs against a deadline, and decoding is refused up front when the result would
-be too large.
+packet counting runs against a deadline, and decoding stops with a refusal as soon as the frames
+decoded so far would pass the memory budget.
 
 Truncation policy: a file whose header promises more frames than its data holds (the usual shape
 of an interrupted upload of a fast-start MP4) is rejected by `probe`, and so by `decode_frames`;
@@ -40,8 +40,10 @@ MAX_PIXELS = 4096 * 4096
 MAX_DURATION_S = 600.0
 """Longest video `decode_frames` accepts by default, in seconds."""
 
-MAX_DECODE_BYTES = 4 * 1024**3
-"""Largest decoded array `decode_frames` builds by default (T × H × W × 3 bytes)."""
+MAX_DECODE_BYTES = 1024**3
+"""Largest decoded array `decode_frames` builds by default (T × H × W × 3 bytes): about 16 s of
+1280x720 at 24 fps. A few kilobytes of flat frames can decode to gigabytes, so this bounds what
+one source may cost a worker, however small its file."""
 
 PROBE_TIMEOUT_S = 30.0
 """How long opening and scanning one file may take before it is given up as unreadable."""
@@ -119,10 +121,14 @@ def decode_frames(
 ) -> tuple[np.ndarray, VideoInfo]:
     """Decode a video to RGB frames shaped (T, H, W, 3), uint8, with its `VideoInfo`.
 
-    Limits are checked against the probe before any decoding, so an oversized upload costs a
-    header read, not minutes of CPU and gigabytes of memory. `max_frames` keeps the first N
-    frames; `size=(width, height)` scales each frame while converting it. T can be below
-    `info.frames` when `max_frames` stops early or the decoder drops damaged frames.
+    The pixel and duration limits are checked against the probe before any decoding. The size
+    of the result is bounded by the frames actually decoded: a clip whose counted frames would
+    pass `max_bytes` is refused before decoding, and one that decodes to more frames than were
+    counted is refused as soon as the next frame would pass it, before it is allocated.
+    `max_frames` keeps the first N frames; `size=(width, height)` scales each frame while
+    converting it. T can be below `info.frames` when `max_frames` stops early or the decoder
+    drops damaged frames, and above it for a stream that decodes to more frames than it has
+    packets.
     """
     label = _label(source)
     if max_frames is not None:
@@ -132,17 +138,16 @@ def decode_frames(
     info = probe(source, timeout_s=timeout_s)
     _check_limits(info, label, max_pixels=max_pixels, max_duration_s=max_duration_s)
     width, height = size or info.size
-    count = info.frames if max_frames is None else min(info.frames, max_frames)
-    needed = count * width * height * 3
-    if needed > max_bytes:
-        raise _fail(
-            label,
-            f"decoding {count} frames at {width}x{height} needs {_human(needed)}, over the "
-            f"{_human(max_bytes)} limit; pass max_frames or a smaller size",
-        )
+    fits = max_bytes // (width * height * 3)
+    counted = info.frames if max_frames is None else min(info.frames, max_frames)
+    if counted > fits:  # spares decoding a clip that would be refused halfway through
+        raise _too_large(label, counted, width, height, max_bytes)
     _rewind(source)
     with _open(source, label, timeout_s) as container:
-        frames = _decode_into(container, np.empty((count, height, width, 3), np.uint8))
+        out = np.empty((counted, height, width, 3), np.uint8)
+        frames = _decode_into(container, out, fits=fits, stop=max_frames)
+    if frames is None:
+        raise _too_large(label, fits + 1, width, height, max_bytes)
     if len(frames) == 0:
         raise _fail(label, "no frame could be decoded")
     return frames, info
@@ -205,11 +210,15 @@ def _duration(container: InputContainer, stream: Any, frames: int) -> float:
     return float(frames / rate) if rate else 0.0
 
 
-def _decode_into(container: InputContainer, out: np.ndarray) -> np.ndarray:
-    """Fill `out` in place: one preallocated array, never a list of frames plus a stacked copy."""
+def _decode_into(
+    container: InputContainer, out: np.ndarray, *, fits: int, stop: int | None
+) -> np.ndarray | None:
+    """Fill `out` in place, one preallocated array rather than a list of frames plus a stacked
+    copy, up to `stop` frames. Packets are counted, not decoded, so a stream can hold more frames
+    than `out` has room for: it then grows, up to `fits` frames; None when there are more."""
     from av.video.reformatter import Interpolation, VideoReformatter
 
-    count, height, width = out.shape[:3]
+    height, width = out.shape[1:3]
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     reformatter = VideoReformatter()  # one scaler context for the whole clip, not one per frame
@@ -220,11 +229,16 @@ def _decode_into(container: InputContainer, out: np.ndarray) -> np.ndarray:
     )
     index = 0
     for frame in container.decode(stream):
+        if index == len(out):
+            if index == fits:
+                return None
+            grown = min(2 * index, fits, stop or fits)
+            out.resize((grown, height, width, 3), refcheck=False)  # in place: no second copy
         # A fixed output size also keeps the array rectangular if the stream changes resolution.
         rgb = reformatter.reformat(frame, width, height, "rgb24", interpolation=interpolation)
         out[index] = rgb.to_ndarray()
         index += 1
-        if index == count:
+        if index == stop:
             break
     return out[:index]
 
@@ -245,6 +259,15 @@ def _size(size: object) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise MediaError(f"size must be (width, height), got {size!r}", param="size") from None
     return _positive(width, "size"), _positive(height, "size")
+
+
+def _too_large(label: str, frames: int, width: int, height: int, max_bytes: int) -> MediaError:
+    needed = frames * width * height * 3
+    return _fail(
+        label,
+        f"decoding {frames} frames at {width}x{height} needs {_human(needed)}, over the "
+        f"{_human(max_bytes)} limit on decoded frames; pass max_frames or a smaller size",
+    )
 
 
 def _human(count: float) -> str:
