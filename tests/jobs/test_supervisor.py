@@ -1,16 +1,22 @@
 """Worker processes under a supervisor: real processes, real signals, one SQLite file."""
 
+import itertools
+import logging
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import psutil
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
 
 from moviola.config import Settings
+from moviola.jobs import queue
 from moviola.jobs.service import Caller, VideoService
 from moviola.jobs.supervisor import Supervisor, worker_devices, worker_environment
 from moviola.store import db
@@ -214,3 +220,106 @@ def test_workers_get_the_servers_settings_and_a_device_each(tmp_path, monkeypatc
     assert Settings() == settings  # what a worker started with that environment reads
     assert worker_devices(settings) == ["cpu"] * 3  # no GPU here
     assert worker_devices(settings.model_copy(update={"device": "cuda:1"})) == ["cuda:1"] * 3
+
+
+@pytest.fixture
+def own_supervisor():
+    """Start a supervisor of its own on `settings`; stopped at the end of the test."""
+    started = []
+
+    def start(settings):
+        started.append(Supervisor(settings))
+        started[-1].start()
+        return started[-1]
+
+    yield start
+    for supervisor in started:
+        supervisor.stop()
+
+
+def supervisor_lines(caplog, pattern):
+    return [
+        r for r in caplog.records if r.name == "moviola.supervisor" and re.search(pattern, r.msg)
+    ]
+
+
+def test_a_worker_that_dies_at_start_is_restarted_ever_more_slowly(
+    tmp_path, own_supervisor, caplog
+):
+    missing = tmp_path / "missing.pem"  # every worker dies reading it, as it starts
+    settings = Settings(data_dir=tmp_path, device="cpu", c2pa_cert=missing, c2pa_key=missing)
+    caplog.set_level(logging.INFO, logger="moviola.supervisor")
+    supervisor = own_supervisor(settings)
+    deaths = wait_for(
+        lambda: len(found := supervisor_lines(caplog, "restarting it in")) >= 3 and found,
+        what="three deaths",
+    )
+    supervisor.stop()
+    starts = supervisor_lines(caplog, "started")
+
+    delays = [float(re.search(r"in ([\d.]+) s$", r.getMessage())[1]) for r in deaths]
+    assert delays[0] > 0 and delays == sorted(delays) and delays[-1] > delays[0]
+    for death in deaths:  # one line each, saying how it died, no traceback
+        line = death.getMessage()
+        assert "exited with code" in line and "\n" not in line and not death.exc_info
+    assert len(deaths) <= len(starts) <= len(deaths) + 1
+    for death, delay, start in zip(deaths, delays, starts[1:], strict=False):
+        assert start.created - death.created >= delay - 0.05  # it waited before each start
+
+
+def test_a_job_goes_back_to_the_queue_even_when_handing_it_back_fails_at_first(
+    tmp_path, own_supervisor, caplog, monkeypatch
+):
+    settings = Settings(data_dir=tmp_path, device="cpu", max_attempts=3)
+    supervisor = own_supervisor(settings)
+    sessions = db.sessions(db.connect(settings.db_url))
+    job_id = submit(settings, sessions, extras=LONG)
+    wait_for(lambda: rendering(sessions, job_id), what="rendering")
+    [worker] = supervisor.status()
+
+    tries = []
+    release_worker = queue.release_worker
+
+    def disk_full_at_first(*args, **kwargs):
+        tries.append(time.monotonic())
+        if len(tries) <= 3:
+            cause = sqlite3.OperationalError("database or disk is full")
+            raise OperationalError("UPDATE videos …", {}, cause)
+        return release_worker(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "release_worker", disk_full_at_first)
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_for(lambda: row(sessions, job_id).status == "queued", timeout=30, what="the hand-back")
+
+    job = row(sessions, job_id)
+    assert (job.attempts, job.lease_owner) == (1, None)  # the crash cost it an attempt
+    assert len(tries) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+    assert min(gaps) > 0.4 and gaps[-1] > gaps[0] + 1  # never at once, and ever less often
+    failures = supervisor_lines(caplog, "failed: ")
+    assert len(failures) == 3 and all("disk is full" in f.getMessage() for f in failures)
+    assert [bool(f.exc_info) for f in failures] == [True, False, False]  # one traceback
+    wait_for(lambda: supervisor.status()[0].alive, timeout=30, what="a new worker")
+
+
+def test_a_worker_crashing_again_logs_one_line_not_its_traceback(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    engine = db.connect(settings.db_url)
+    db.migrate(engine)
+    with engine.begin() as connection:  # a database no worker can use: every one crashes
+        connection.execute(text("DROP TABLE videos"))
+    engine.dispose()
+
+    def crash(*flags):
+        return subprocess.run(
+            [sys.executable, "-m", "moviola", "worker", "--name", "w", "--device", "cpu", *flags],
+            env={**os.environ, "MOVIOLA_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first, again = crash(), crash("--crash-loop")
+    assert first.returncode == again.returncode == 1
+    assert "Traceback" in first.stderr and "no such table: videos" in first.stderr
+    assert "Traceback" not in again.stderr and "no such table: videos" in again.stderr

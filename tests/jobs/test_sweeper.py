@@ -1,8 +1,11 @@
-"""The sweeper: expiry after the retention period, and files of deleted videos."""
+"""The sweeper: expiry after the retention period, files of deleted videos, and what crashes
+left behind."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -11,7 +14,8 @@ from moviola.config import Settings
 from moviola.errors import ConflictError, NotFoundError
 from moviola.jobs import queue
 from moviola.jobs.service import Caller, VideoService
-from moviola.jobs.sweeper import Sweeper
+from moviola.jobs.sweeper import ORPHAN_AFTER_S, Sweeper
+from moviola.render.frame_check import BLOCKED
 from moviola.store import db
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video, new_id
@@ -171,3 +175,128 @@ def test_the_thread_sweeps_on_its_own(tmp_path, sessions, blobs):
     finally:
         sweep.stop()
     assert not blobs.folder(video_id).exists()
+
+
+def backdate(*paths):
+    """Make `paths` look untouched for longer than an orphan may wait."""
+    then = time.time() - ORPHAN_AFTER_S - 60
+    for path in paths:
+        os.utime(path, (then, then))
+
+
+def rowless_folder(blobs, *names, old=True):
+    """A video folder with the files `names` in it and no row, as a crash leaves one."""
+    folder = blobs.folder(new_id("video"))
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    if old:
+        backdate(*folder.iterdir(), folder)
+    return folder
+
+
+def attempt(blobs, video_id, owner) -> Path:
+    """A render attempt's folder with a whole video in it, as a killed worker leaves one."""
+    folder = blobs.attempt_folder(video_id, owner)
+    folder.mkdir(parents=True)
+    for variant in ("video", "thumbnail", "spritesheet"):
+        blobs.path(video_id, variant, attempt=owner).write_bytes(b"x" * 10)
+    return folder
+
+
+def test_a_folder_without_a_row_goes_once_nothing_in_it_changed_for_a_while(
+    tmp_path, sessions, blobs
+):
+    crashed = rowless_folder(blobs, "input.png")
+    cut_short = rowless_folder(blobs, ".input.png.1a2b3c4d.tmp.png")  # mid-write
+    storyboard = rowless_folder(blobs, "input.shot1.png", "input.shot2.jpg")
+    empty = rowless_folder(blobs)
+    being_created = rowless_folder(blobs, "input.png", old=False)  # its row is on its way
+    rewritten = rowless_folder(blobs, "input.png")
+    (rewritten / "input.png").write_bytes(b"again")
+    # No request leaves these: a database that does not know them must not cost their files.
+    rendered = rowless_folder(blobs, "input.png", "video.mp4")
+    with_attempt = rowless_folder(blobs, "input.png")
+    (with_attempt / "w1").mkdir()
+    backdate(with_attempt)
+    character = blobs.root / new_id("char")
+    character.mkdir()
+    (character / "character.mp4").write_bytes(b"x")
+    backdate(character / "character.mp4", character)
+    queued = new_job(sessions, blobs)
+    backdate(blobs.folder(queued) / "input.img", blobs.folder(queued))
+
+    assert sweeper(tmp_path, sessions, blobs, retention_hours=0).sweep() == 4
+
+    gone = {crashed, cut_short, storyboard, empty}
+    assert not any(folder.exists() for folder in gone)
+    assert set(blobs.root.iterdir()) == {
+        being_created,
+        rewritten,
+        rendered,
+        with_attempt,
+        character,
+        blobs.folder(queued),
+    }
+    assert (blobs.folder(queued) / "input.img").is_file()
+
+
+def test_attempts_that_ended_lose_their_folders_and_nothing_else(tmp_path, sessions, blobs):
+    completed = new_job(sessions, blobs)
+    killed_before = attempt(blobs, completed, "w0")  # a full duplicate of the video
+    assert queue.claim(sessions, "w1").id == completed
+    attempt(blobs, completed, "w1")
+    files = {
+        variant: {"path": str(blobs.path(completed, variant, attempt="w1")), "bytes": 10}
+        for variant in ("video", "thumbnail", "spritesheet")
+    }
+    assert queue.complete(sessions, completed, "w1", files=files, result={})
+
+    running = new_job(sessions, blobs)
+    killed_earlier = attempt(blobs, running, "w2")
+    rendering_now = attempt(blobs, running, "w3")
+    set_row(sessions, running, status="in_progress", lease_owner="w3", attempts=2)
+
+    requeued = new_job(sessions, blobs)  # its worker died; no one has claimed it since
+    killed = attempt(blobs, requeued, "w4")
+    set_row(sessions, requeued, attempts=1)
+
+    blocked = new_job(sessions, blobs)
+    kept_for_admins = attempt(blobs, blocked, "w5")
+    set_row(sessions, blocked, status="failed", error_code=BLOCKED)
+
+    failed = new_job(sessions, blobs)
+    failed_attempt = attempt(blobs, failed, "w6")
+    set_row(sessions, failed, status="failed", error_code="generation_failed")
+
+    sweep = sweeper(tmp_path, sessions, blobs, retention_hours=0)
+    assert sweep.sweep() == 4
+
+    assert not any(f.exists() for f in (killed_before, killed_earlier, killed, failed_attempt))
+    assert all(Path(entry["path"]).is_file() for entry in row(sessions, completed).files.values())
+    assert rendering_now.is_dir() and kept_for_admins.is_dir()
+    for video_id in (completed, running, requeued, blocked, failed):  # uploads stay
+        assert (blobs.folder(video_id) / "input.img").is_file()
+    assert sweep.sweep() == 0
+
+
+def test_a_pass_that_keeps_failing_logs_its_traceback_once(tmp_path, sessions, blobs, caplog):
+    sweep = sweeper(tmp_path, sessions, blobs)
+    failures = []
+
+    def disk_full():
+        failures.append(time.monotonic())
+        raise OSError(28, "No space left on device")
+
+    sweep.sweep = disk_full
+    sweep.interval_s = 0.01
+    sweep.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(failures) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sweep.stop()
+    logged = [r for r in caplog.records if "pass failed" in r.getMessage()]
+    assert len(logged) >= 5 and all("No space left" in r.getMessage() for r in logged)
+    assert [bool(r.exc_info) for r in logged] == [True] + [False] * (len(logged) - 1)

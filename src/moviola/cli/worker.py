@@ -33,6 +33,12 @@ def worker(
     parent_pid: int = typer.Option(
         None, "--parent-pid", hidden=True, help="Exit when this process is no longer the parent."
     ),
+    crash_loop: bool = typer.Option(
+        False,
+        "--crash-loop",
+        hidden=True,
+        help="The workers before this one died soon after starting: a crash logs one line.",
+    ),
 ) -> None:
     """Render queued videos until stopped; SIGTERM or Ctrl-C hands the current job back."""
     with one_line_errors():
@@ -63,8 +69,14 @@ def worker(
         log.info("%s: waiting for jobs on %s", name, device or settings.device)
         try:
             job_worker.run(stop)
-        except Exception:
-            log.exception("%s: crashed", name)  # the whole traceback, for the operator's log
+        except Exception as err:
+            if crash_loop:
+                # Its predecessors most likely died the same way, and the log has that
+                # traceback already: repeated at every restart it would bury everything else.
+                line = f"{type(err).__name__}: {err}".splitlines()[0]
+                log.error("%s: crashed again: %s", name, line)
+            else:
+                log.exception("%s: crashed", name)  # the whole traceback, for the operator's log
             raise typer.Exit(1) from None
         log.info("%s: stopped", name)
 

@@ -39,9 +39,16 @@ class Periodic:
             self._thread = None
 
     def _run(self) -> None:
+        last_error = ""
         while not self._stop.is_set():
             try:
                 self.run_pass()
-            except Exception:  # a locked database, a busy disk: the next pass tries again
-                log.exception("%s: pass failed", self.name)
+                last_error = ""
+            except Exception as err:  # a locked database, a full disk: the next pass tries again
+                line = f"{type(err).__name__}: {err}".splitlines()[0]
+                # The same failure at every pass, maybe every second, would bury the log in
+                # tracebacks: its traceback is logged once, then a line each time.
+                exc_info = err if line != last_error else None
+                log.error("%s: pass failed: %s", self.name, line, exc_info=exc_info)
+                last_error = line
             self._stop.wait(self.interval_s)

@@ -5,6 +5,12 @@ crashes takes down one worker, not the API. Each worker is `moviola worker` in a
 its own. When one dies the supervisor hands its job back to the queue at once (a crash uses
 one of the job's attempts) and starts a fresh worker in its place. Workers exit by themselves
 when the server goes, even by `kill -9`, so none is ever left behind.
+
+A worker that keeps dying as it starts (a full disk, a broken driver, a bad setting) is
+restarted ever more slowly, and each death is one line in the log, the dying worker's
+traceback only the first time: a tight loop of restarts, each logging a traceback, would fill
+the very disk it may be failing on. Failures of the supervisor's own (handing jobs back with
+the database away) are retried the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ log = logging.getLogger("moviola.supervisor")
 RECOVERY_S = 5.0  # how often expired leases are looked for
 POLL_S = 0.1  # how soon a dead worker is noticed
 STABLE_S = 30.0  # a worker that lived this long was not dying at start-up: restart at once
-MAX_BACKOFF_S = 30.0
+FIRST_BACKOFF_S = 0.5  # the wait after a first failure, doubled at each one in a row
+MAX_BACKOFF_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,13 @@ class _Slot:
     # by a crashed server, in the moments before it notices, never passes for its successor.
     holder: str = ""
     started_at: float = 0.0
+    exited_at: float = 0.0  # when its process was first seen dead; 0 while it runs
     restarts: int = 0
-    quick_deaths: int = 0  # deaths in a row soon after starting
-    next_start: float = 0.0
+    # The wait after the last failure (a death soon after starting, a failed hand-back or
+    # start): doubled at each one in a row, 0 again once a worker has run for STABLE_S.
+    backoff: float = 0.0
+    next_try: float = 0.0
+    last_error: str = ""  # the last failure whose traceback was logged
 
 
 class Supervisor:
@@ -112,7 +123,12 @@ class Supervisor:
             # Whatever a worker could not hand back itself. Shutting down is no fault of the
             # job's, so it costs no attempt; a worker that had died before is another matter.
             try:
-                self._release(slot, crashed=slot.name in crashed)
+                if slot.name in crashed:
+                    log.warning("%s", self._hand_back(slot))
+                else:
+                    queue.release_worker(
+                        self._sessions, slot.holder, "the server stopped", count_attempt=False
+                    )
             except Exception:
                 log.exception(
                     "could not hand back the jobs of %s; their leases will run out", slot.name
@@ -149,12 +165,19 @@ class Supervisor:
 
     def _watch(self) -> None:
         last_recovery = time.monotonic()
+        recovery_error = ""
         while not self._stopping.wait(POLL_S):
             for slot in self._slots:
+                if time.monotonic() < slot.next_try:
+                    continue
                 try:
                     self._check(slot)
-                except Exception:  # e.g. the database briefly unreachable: next round
-                    log.exception("supervising %s failed", slot.name)
+                except Exception as err:  # the database unreachable, the disk full …
+                    slot.backoff = _longer(slot.backoff)
+                    slot.next_try = time.monotonic() + slot.backoff
+                    slot.last_error = _log_failure(
+                        f"supervising {slot.name}", err, slot.last_error, slot.backoff
+                    )
             if time.monotonic() - last_recovery >= RECOVERY_S:
                 # Workers elsewhere (`moviola worker` on another machine) that died without
                 # a supervisor to notice: their leases run out and their jobs come back.
@@ -162,50 +185,50 @@ class Supervisor:
                 try:
                     for job_id in queue.recover(self._sessions):
                         log.warning("%s: its worker's lease ran out; back in the queue", job_id)
-                except Exception:
-                    log.exception("recovering expired leases failed")
+                    recovery_error = ""
+                except Exception as err:
+                    recovery_error = _log_failure(
+                        "recovering expired leases", err, recovery_error, RECOVERY_S
+                    )
 
     def _check(self, slot: _Slot) -> None:
         if slot.process is not None:
             code = slot.process.poll()
             if code is None:
                 return
-            # Should handing its job back fail, the dead process stays recorded and the next
-            # round tries again: no job is left held by a worker that no longer exists.
-            self._release(slot, crashed=True)
-            self._schedule_restart(slot, code)
+            slot.exited_at = slot.exited_at or time.monotonic()
+            # Should handing its jobs back fail, the dead process stays recorded and is tried
+            # again later: no job is left held by a worker that no longer exists.
+            handed_back = self._hand_back(slot)
+            delay = self._schedule_restart(slot, code)
+            log.warning("%s; restarting it in %.1f s", handed_back, delay)
             slot.process = None
-        if time.monotonic() >= slot.next_start:
+            slot.last_error = ""
+        if time.monotonic() >= slot.next_try:
             with self._lock:
                 if not self._stopping.is_set():
                     self._spawn(slot)
                     slot.restarts += 1
 
-    def _release(self, slot: _Slot, *, crashed: bool) -> None:
-        if not crashed:
-            queue.release_worker(
-                self._sessions, slot.holder, "the server stopped", count_attempt=False
-            )
-            return
+    def _hand_back(self, slot: _Slot) -> str:
+        """Give back the jobs of the slot's dead process; returns a line that says so."""
+        assert slot.process is not None
         code = slot.process.returncode
         how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
         reason = f"worker {slot.holder} (pid {slot.process.pid}) {how}"
         released = queue.release_worker(self._sessions, slot.holder, reason)
-        log.warning("%s; jobs back in the queue: %s", reason, ", ".join(released) or "none")
+        return f"{reason}; jobs back in the queue: {', '.join(released) or 'none'}"
 
-    def _schedule_restart(self, slot: _Slot, code: int) -> None:
-        # A worker that keeps dying as it starts (a broken driver, a bad setting) is restarted
-        # ever more slowly rather than in a tight loop.
-        if time.monotonic() - slot.started_at < STABLE_S:
-            slot.quick_deaths += 1
-        else:
-            slot.quick_deaths = 0
-        delay = 0.0 if slot.quick_deaths == 0 else 0.5 * 2 ** (slot.quick_deaths - 1)
+    def _schedule_restart(self, slot: _Slot, code: int) -> float:
+        died_young = slot.exited_at - slot.started_at < STABLE_S
+        slot.backoff = _longer(slot.backoff) if died_young else 0.0
+        delay = slot.backoff
         if code == 0:
             # It was asked to stop, most likely by a service manager signalling every process
             # at once: give the server the moment it needs to stop us too.
             delay = max(delay, 1.0)
-        slot.next_start = time.monotonic() + min(delay, MAX_BACKOFF_S)
+        slot.next_try = time.monotonic() + delay
+        return delay
 
     def _spawn(self, slot: _Slot) -> None:
         slot.holder = f"{slot.name}-{secrets.token_hex(3)}"
@@ -213,6 +236,7 @@ class Supervisor:
             *(sys.executable, "-m", "moviola", "worker"),
             *("--name", slot.holder, "--device", slot.device),
             *("--parent-pid", str(os.getpid())),
+            *(["--crash-loop"] if slot.backoff else []),
         ]
         slot.process = subprocess.Popen(
             command,
@@ -221,7 +245,7 @@ class Supervisor:
             # Ctrl-C in the terminal reaches the server alone, which then stops its workers.
             start_new_session=True,
         )
-        slot.started_at = time.monotonic()
+        slot.started_at, slot.exited_at = time.monotonic(), 0.0
         log.info("started %s on %s (pid %d)", slot.holder, slot.device, slot.process.pid)
 
 
@@ -267,6 +291,19 @@ def _gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def _longer(backoff: float) -> float:
+    return min(backoff * 2, MAX_BACKOFF_S) if backoff else FIRST_BACKOFF_S
+
+
+def _log_failure(what: str, err: Exception, last_error: str, retry_in: float) -> str:
+    """Log a failure in one line, with its traceback only when it differs from `last_error`:
+    the same one every few seconds (a full disk) must not bury the log. Returns the line."""
+    line = f"{type(err).__name__}: {err}".splitlines()[0]
+    exc_info = err if line != last_error else None
+    log.warning("%s failed: %s; trying again in %.1f s", what, line, retry_in, exc_info=exc_info)
+    return line
 
 
 def _signal_name(number: int) -> str:

@@ -1,4 +1,5 @@
-"""Removing files nobody may read any more: expired videos and deleted ones.
+"""Removing files nobody may read any more: expired videos, deleted ones, and what crashes
+left behind.
 
 Retention (`retention_hours` > 0): a completed video expires `retention_hours` after it
 completed. Its row stays — retrieve still answers, with `expires_at` — but its folder is
@@ -9,10 +10,20 @@ Deleting is immediate for readers, but the API removes files only after marking 
 a job that was running removes its own when it stops; a crash in between would leave a folder
 behind. The sweeper removes the folder of every deleted video whose job is not in progress.
 
+A render attempt writes into a sub-folder named after its lease owner. One that ended without
+cleaning up (its worker killed) leaves a whole video there; once the row is no longer in
+progress under that owner, the sweeper removes the sub-folder — unless the row's `files` point
+into it, or it holds a blocked video's files, kept for the admins.
+
+The API writes a request's upload in the transaction that inserts its row, and removes it if
+that fails, so a folder without a row is what a crash in between left: once nothing in it has
+changed for `ORPHAN_AFTER_S` (far longer than any request takes), it is removed. Only such a
+folder — uploads and nothing else — is: a database that does not know a folder holding
+anything more (the wrong database, an older backup) must never cost its files.
+
 The pass is driven by the folders that exist, so it is idempotent and its cost follows what is
-on disk, not the size of the history. A folder without a row is left alone: the API writes an
-upload before the row, and a database that does not know a folder must never cost its files.
-Expired and deleted rows are never touched by workers, so sweeping runs safely beside them.
+on disk, not the size of the history. Expired and deleted rows are never touched by workers,
+so sweeping runs safely beside them.
 
 Each pass also applies the audit log's retention (`audit_retention_days` > 0).
 """
@@ -20,13 +31,16 @@ Each pass also applies the audit log's retention (`audit_retention_days` > 0).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
 from moviola.jobs.periodic import Periodic
+from moviola.render.frame_check import BLOCKED
 from moviola.store import audit
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
@@ -34,6 +48,7 @@ from moviola.store.models import Video
 log = logging.getLogger("moviola.sweeper")
 
 CHUNK = 500  # ids per query, well under every database's parameter limit
+ORPHAN_AFTER_S = 15 * 60.0  # far longer than writing an upload and inserting its row take
 
 
 class Sweeper(Periodic):
@@ -60,30 +75,43 @@ class Sweeper(Periodic):
         return self.sweep()
 
     def sweep(self) -> int:
-        """One pass; returns how many video folders were removed."""
+        """One pass; returns how many folders were removed (video folders and attempts')."""
         now = time.time()
         if self.retention_s > 0:
             self._set_expiry()
         folders = self._folders()
         removed = 0
         for start in range(0, len(folders), CHUNK):
+            chunk = folders[start : start + CHUNK]
+            # Listed before the rows are read: a folder seen here was made by a worker that
+            # held the job by then, so a row read afterwards that is not in progress under
+            # its name says that attempt is over. A worker claiming the job later makes a
+            # folder this pass has not seen.
+            attempts = {video_id: self._subfolders(video_id) for video_id in chunk}
             with self.sessions() as session:
-                rows = list(
-                    session.execute(
-                        select(Video).where(Video.id.in_(folders[start : start + CHUNK]))
-                    ).scalars()
-                )
-            for video in rows:
-                if video.deleted_at is not None and video.status != "in_progress":
-                    self.blobs.remove(video.id)
-                    log.info("removed the files of deleted video %s", video.id)
+                found = session.execute(select(Video).where(Video.id.in_(chunk))).scalars()
+                rows = {video.id: video for video in found}
+            for video_id in chunk:
+                video = rows.get(video_id)
+                if video is None:
+                    if self._orphan(video_id, now):
+                        self.blobs.remove(video_id)
+                        log.info("removed %s, an upload whose row never came", video_id)
+                        removed += 1
+                elif video.deleted_at is not None and video.status != "in_progress":
+                    self.blobs.remove(video_id)
+                    log.info("removed the files of deleted video %s", video_id)
+                    removed += 1
                 elif self._expired(video, now):
                     self._mark_expired(video, now)
-                    self.blobs.remove(video.id)
-                    log.info("removed the files of expired video %s", video.id)
+                    self.blobs.remove(video_id)
+                    log.info("removed the files of expired video %s", video_id)
+                    removed += 1
                 else:
-                    continue
-                removed += 1
+                    for folder in self._ended_attempts(video, attempts[video_id]):
+                        shutil.rmtree(folder, ignore_errors=True)
+                        log.info("removed %s/%s, an attempt that ended", video_id, folder.name)
+                        removed += 1
         return removed
 
     # --- internals ---------------------------------------------------------------------------
@@ -119,11 +147,45 @@ class Sweeper(Periodic):
         with self.sessions.begin() as session:
             session.execute(update(Video).where(Video.id == video.id).values(files=files))
 
+    def _ended_attempts(self, video: Video, attempts: list[Path]) -> list[Path]:
+        if video.error_code == BLOCKED:
+            return []
+        # Matched by name, not by whole path: a worker on another machine may reach the shared
+        # blobs under another mount point, and a stored video's files must never go.
+        used = {
+            part
+            for entry in (video.files or {}).values()
+            for part in Path(entry.get("path", "")).parts
+        }
+        if video.status == "in_progress" and video.lease_owner is not None:
+            used.add(video.lease_owner)
+        return [folder for folder in attempts if folder.name not in used]
+
+    def _orphan(self, video_id: str, now: float) -> bool:
+        """Whether a folder without a row holds nothing but uploads (and what writing one
+        leaves, `.input…tmp`), none of them changed for `ORPHAN_AFTER_S`."""
+        folder = self.blobs.folder(video_id)
+        try:
+            entries = list(folder.iterdir())
+            if not all(e.is_file() and e.name.lstrip(".").startswith("input") for e in entries):
+                return False
+            changed = max(path.stat().st_mtime for path in [folder, *entries])
+        except OSError:  # removed meanwhile
+            return False
+        return now - changed > ORPHAN_AFTER_S
+
+    def _subfolders(self, video_id: str) -> list[Path]:
+        try:
+            return [path for path in self.blobs.folder(video_id).iterdir() if path.is_dir()]
+        except OSError:  # removed meanwhile
+            return []
+
     def _folders(self) -> list[str]:
         if not self.blobs.root.is_dir():
             return []
+        # Video ids only: other folders here (characters', imports' staging) are not ours.
         return [
             path.name
             for path in self.blobs.root.iterdir()
-            if path.is_dir() and path.name.replace("_", "").isalnum()
+            if path.is_dir() and path.name.startswith("video_") and path.name[6:].isalnum()
         ]
