@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from openai import APIStatusError
 
 ENVELOPE = {"message", "type", "param", "code"}
 
@@ -64,6 +65,30 @@ def test_range_requests_on_content(http, done_video, done_mp4):
         assert answer.headers["content-type"] == kind
     bad = http.get(f"/v1/videos/{done_video.id}/content", params={"variant": "poster"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "variant"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=999999999-",  # past the end
+        "bytes=200-100",  # backwards
+        "bytes=abc",
+        "bytes=",
+    ],
+)
+def test_a_range_that_cannot_be_served_is_416_in_the_envelope(client, done_video, done_mp4, header):
+    with pytest.raises(APIStatusError) as caught:
+        client.videos.download_content(done_video.id, extra_headers={"range": header})
+    assert caught.value.status_code == 416
+    assert caught.value.response.headers["content-range"] == f"bytes */{len(done_mp4)}"
+    assert set(caught.value.body) == ENVELOPE
+    assert caught.value.body["code"] == "range_not_satisfiable"
+
+
+def test_a_range_in_a_unit_other_than_bytes_is_ignored(client, done_video, done_mp4):
+    # RFC 9110: a server must ignore a Range in a unit it does not know, and send it all.
+    whole = client.videos.download_content(done_video.id, extra_headers={"range": "items=0-1"})
+    assert whole.response.status_code == 200 and whole.read() == done_mp4
 
 
 def test_unknown_routes_and_methods_answer_in_the_envelope(http):

@@ -9,7 +9,6 @@ world.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -33,18 +32,26 @@ async def authenticate(
     never waits on writers), and usually none (see `KeyCache`), far cheaper than a hop to the
     thread pool on every request, polling included.
     """
-    state = request.app.state
-    cache: KeyCache = state.key_cache
+    secret = credentials.credentials if credentials is not None else ""
+    caller = identify(request, secret)
+    request.app.state.limiter.check(caller.owner)
+    return caller
+
+
+def identify(request: Request, secret: str) -> Caller:
+    """Who sends `request` with the Bearer token `secret`, or 401 (403 for a foreign page);
+    not counted against any rate limit."""
+    cache: KeyCache = request.app.state.key_cache
     if not cache.any_keys():
         local = request.client is not None and is_loopback(request.client.host)
         if local and not through_proxy(request.headers):
             _refuse_foreign_pages(request)
-            return _admit(state, Caller(owner=None))
+            return Caller(owner=None)
         raise AuthenticationError(
             "this server has no API keys yet and answers only local requests without one; "
             "create a key with `moviola keys create NAME` and send it as a Bearer token"
         )
-    secret = credentials.credentials.strip() if credentials is not None else ""
+    secret = secret.strip()
     if not secret:
         raise AuthenticationError(
             "missing API key: send it in an 'Authorization: Bearer <key>' header"
@@ -52,7 +59,7 @@ async def authenticate(
     owner = cache.owner_of(secret)
     if owner is None:
         raise AuthenticationError("incorrect or revoked API key")
-    return _admit(state, Caller(owner=owner))
+    return Caller(owner=owner)
 
 
 def _refuse_foreign_pages(request: Request) -> None:
@@ -70,8 +77,3 @@ def _refuse_foreign_pages(request: Request) -> None:
             "keyless access is only for local programs: this request names another host "
             "(Host or Origin); create a key with `moviola keys create NAME` and send it"
         )
-
-
-def _admit(state: Any, caller: Caller) -> Caller:
-    state.limiter.check(caller.owner)
-    return caller

@@ -2,26 +2,31 @@
 
 `{"error": {"message", "type", "param", "code"}}` with the status the SDK maps: 400
 BadRequestError, 401 AuthenticationError, 404 NotFoundError, 409 ConflictError, 413 (a plain
-APIStatusError), 429 RateLimitError (honouring `retry-after`), 500 InternalServerError, 503
-(a service the request needs is down: the SDK retries it).
+APIStatusError), 416 (a download's Range is outside the file), 429 RateLimitError (honouring
+`retry-after`), 500 InternalServerError, 503 (a service the request needs is down: the SDK
+retries it), 507 (the data dir's disk is full, however the write failed: nothing was saved).
 Unexpected errors are logged with the request id and answered without internals.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from moviola.engine.errors import WeightsNotFoundError
 from moviola.errors import (
     ConflictError,
+    InsufficientStorageError,
     InvalidRequestError,
     MoviolaError,
     NotFoundError,
@@ -31,6 +36,9 @@ from moviola.errors import (
 )
 
 log = logging.getLogger("moviola.api")
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL = "the server's disk is full: nothing was saved; try again once its operator frees space"
 
 
 class AuthenticationError(MoviolaError):
@@ -66,6 +74,7 @@ def status_of(err: MoviolaError) -> int:
         (ConflictError, 409),
         (TooManyRequestsError, 429),
         (ServiceUnavailableError, 503),
+        (InsufficientStorageError, 507),
     ):
         if isinstance(err, cls):
             return status
@@ -87,6 +96,8 @@ async def moviola_error(request: Request, err: Exception) -> JSONResponse:
         headers = {"www-authenticate": "Bearer"}
     elif isinstance(err, ServiceUnavailableError):
         kind, headers = "server_error", {"retry-after": "1"}
+    elif isinstance(err, InsufficientStorageError):
+        return insufficient_storage(request, err, err.message)
     return error_response(
         status, message, type=kind, param=err.param, code=err.code, headers=headers
     )
@@ -125,12 +136,49 @@ async def http_error(request: Request, err: Exception) -> JSONResponse:
     elif err.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
         code = "method_not_allowed"
+    elif err.status_code == 416:
+        message, code = str(err.detail), "range_not_satisfiable"
     else:
         message, code = str(err.detail), None
     return error_response(err.status_code, message, code=code, headers=err.headers)
 
 
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it was raised from, is a write refused for want of space:
+    the system's ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which SQLAlchemy
+    wraps)."""
+    for _ in range(8):  # chains are short; a cycle must not hang the answer
+        if err is None:
+            return False
+        if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(err, sqlite3.Error) and "database or disk is full" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def insufficient_storage(request: Request, err: Exception, message: str) -> JSONResponse:
+    log.error(
+        "no room on disk for %s %s: %s",
+        request.method,
+        request.url.path,
+        err,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    # The SDK retries 5xx at once, which cannot help until someone frees space.
+    return error_response(
+        507,
+        message,
+        type="server_error",
+        code="insufficient_storage",
+        headers={"x-should-retry": "false"},
+    )
+
+
 async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
+    if is_disk_full(err):
+        return insufficient_storage(request, err, DISK_FULL)
     request_id = getattr(request.state, "request_id", None)
     log.error(
         "unexpected error on %s %s",
@@ -155,4 +203,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    # The errors a full disk surfaces as, answered here rather than by the catch-all below,
+    # which passes the error on to the server after answering, as a crash.
+    for cls in (OSError, sqlite3.Error, SQLAlchemyError):
+        app.add_exception_handler(cls, unexpected_error)
     app.add_exception_handler(Exception, unexpected_error)

@@ -40,6 +40,15 @@ class Body:
 
 async def read_body(request: Request, max_upload_bytes: int) -> Body:
     """Parse a POST body; raises `InvalidRequestError` (400) or `TooLargeError` (413)."""
+    body = await _parse(request, max_upload_bytes)
+    _refuse_surrogates(body.fields)
+    for name, upload in body.files.items():
+        if upload.filename and _SURROGATE.search(upload.filename):
+            raise _not_text([name], "the file name")
+    return body
+
+
+async def _parse(request: Request, max_upload_bytes: int) -> Body:
     kind = content_type(request)
     limit = body_limit(max_upload_bytes, kind)
     await refuse_declared(request, limit, max_upload_bytes)
@@ -96,6 +105,38 @@ def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # --- internals -------------------------------------------------------------------------------
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _refuse_surrogates(data: dict[str, Any]) -> None:
+    """Half a character in a string is no text: every later step that encodes it (a log
+    line, the database, the reply) would fail. JSON lets one in (a `\\ud800` escape with no
+    partner, or its bytes, which `json` decodes too), as does a multipart body that names a
+    charset such as UTF-7. Query strings and url-encoded forms are decoded as UTF-8 with
+    replacement, which leaves none."""
+    stack: list[tuple[Any, list[str]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise _not_text(path, "a field name")
+                stack.append((item, [*path, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*path, str(index)]) for index, item in enumerate(value))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _not_text(path, "the value")
+
+
+def _not_text(path: list[str], what: str) -> InvalidRequestError:
+    param = ".".join(path) or None
+    return InvalidRequestError(
+        f"{what}{f' of {param}' if param else ''} holds half a character (an unpaired UTF-16 "
+        "surrogate, such as \\ud800 with no partner), which is not text",
+        param=param,
+        code="invalid_text",
+    )
 
 
 def _put(container: dict | list, path: list[str], value: Any, key: str) -> None:

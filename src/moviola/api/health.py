@@ -1,20 +1,25 @@
 """`/healthz` for load balancers and service managers, `/metrics` for Prometheus.
 
-Health is "can this server do its job": the database answers and (when it runs workers) at
-least one worker process is alive. Metrics are read from the database at scrape time, so they
-count the work of every worker, including ones on other machines; stage durations are
-accumulated from completed rows as they appear (completed rows are never changed again, so
-the histograms only grow, as Prometheus expects).
+Health is "can this server do its job": the database answers, (when it runs workers) at
+least one worker process is alive, and the data dir's disk has room for new work. Metrics are
+read from the database at scrape time, so they count the work of every worker, including ones
+on other machines; stage durations are accumulated from completed rows as they appear
+(completed rows are never changed again, so the histograms only grow, as Prometheus expects).
+
+Both are public, as probes and scrapers send no key; what names one video (the job each worker
+holds) shows only to a request the API itself would answer.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -22,6 +27,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from moviola.api.auth import identify
+from moviola.config import Settings
 from moviola.store.models import Video
 
 router = APIRouter(tags=["operations"])
@@ -31,6 +38,7 @@ BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 360
 # Rows completed up to this long before the newest one seen are read again, in case a slower
 # transaction committed them late; ids already counted are skipped.
 OVERLAP_S = 300.0
+MB = 2**20  # as the worker counts its reserve
 
 
 class WorkerHealth(BaseModel):
@@ -55,6 +63,9 @@ class Health(BaseModel):
 def check(request: Request) -> tuple[int, dict[str, Any]]:
     state = request.app.state
     reasons: list[str] = []
+    no_room = _no_room(state.settings)
+    if no_room:
+        reasons.append(no_room)
     counts: dict[str, int] = {}
     try:
         with state.sessions() as session:
@@ -79,6 +90,9 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
         ]
     except Exception as err:
         reasons.append(f"the worker status is unknown ({type(err).__name__})")
+    if any(w["current_job"] for w in workers) and not _sees_jobs(request):
+        for worker in workers:
+            worker["current_job"] = None
     alive = sum(w["alive"] for w in workers)
     expected = state.settings.workers
     executor = None
@@ -103,7 +117,31 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
         reasons=reasons,
         executor=executor,
     )
-    return (503 if unavailable else 200), body.model_dump()
+    # A full disk still serves reads, but every create fails: balancers should send work
+    # elsewhere, and service managers alert.
+    return (503 if unavailable or no_room else 200), body.model_dump()
+
+
+def _no_room(settings: Settings) -> str | None:
+    """Why the data dir cannot take new work (under `min_free_disk_bytes` free), or None."""
+    try:
+        free = shutil.disk_usage(settings.data_dir).free
+    except OSError as err:
+        return f"the data dir cannot be read ({type(err).__name__}: {err.strerror})"
+    need = settings.min_free_disk_bytes
+    if free >= need:
+        return None
+    return f"the data dir's disk is full: {free // MB} MB free, {need // MB} MB needed"
+
+
+def _sees_jobs(request: Request) -> bool:
+    """Whether `request` is one the API would answer (a valid key, or keyless and local)."""
+    scheme, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+    try:
+        identify(request, secret if scheme.lower() == "bearer" else "")
+    except Exception:  # refused, or a database that cannot vouch for the key
+        return False
+    return True
 
 
 @router.get(

@@ -1,9 +1,10 @@
 """An `input_reference` in any of its forms → the image's bytes.
 
-A file part, a `data:` URL, or an http(s) URL that the server fetches (with a timeout and the
-upload size limit, counted as it downloads). `file_id` refers to OpenAI's Files API, which
-Moviola does not have: it gets a 400 that says what to send instead. The bytes are not
-decoded here; the service sniffs and checks them like any upload.
+A file part, a `data:` URL, or an http(s) URL that the server fetches, within the upload size
+limit (counted as it downloads) and one deadline for the whole fetch: a server that drips its
+answer a byte at a time never trips a per-read timeout. `file_id` refers to OpenAI's Files
+API, which Moviola does not have: it gets a 400 that says what to send instead. The bytes are
+not decoded here; the service sniffs and checks them like any upload.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ async def reference_image(
     upload: Upload | None,
     max_bytes: int,
     *,
-    allow_private: bool = False,
+    allow_private: bool,
+    timeout_s: float,
 ) -> Upload | None:
     if upload is not None:
         if given is not None:
@@ -61,7 +63,7 @@ async def reference_image(
     if url[:5].lower() == "data:":
         return Upload(data=decode_data_url(url, max_bytes), filename="input_reference")
     if url.lower().startswith(("http://", "https://")):
-        data = await fetch(url, max_bytes, allow_private=allow_private)
+        data = await fetch(url, max_bytes, allow_private=allow_private, timeout_s=timeout_s)
         return Upload(data=data, filename="input_reference")
     raise InvalidRequestError(
         "input_reference.image_url must be a data: URL or an http(s) URL",
@@ -96,31 +98,47 @@ def unquote(text: str) -> str:
     return unquote_to_bytes(text).decode("ascii", "replace") if "%" in text else text
 
 
-async def fetch(url: str, max_bytes: int, *, allow_private: bool = False) -> bytes:
+async def fetch(url: str, max_bytes: int, *, allow_private: bool, timeout_s: float) -> bytes:
     param = f"{PARAM}.image_url"
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                target, headers, extensions = url, {}, {}
-                if not allow_private:
-                    target, headers, extensions = await pinned(url)
-                request = client.build_request("GET", target, headers=headers)
-                request.extensions.update(extensions)
-                async with _send(client, request) as response:
-                    if response.is_redirect and "location" in response.headers:
-                        # Each hop is checked again: a public URL may redirect inward.
-                        url = str(response.url.join(response.headers["location"]))
-                        continue
-                    return await _read(response, max_bytes)
-            raise InvalidRequestError(
-                f"input_reference.image_url redirected more than {MAX_REDIRECTS} times",
-                param=param,
-            )
+        return await asyncio.wait_for(_fetch(url, max_bytes, allow_private), timeout_s)
+    except asyncio.TimeoutError:
+        raise InvalidRequestError(
+            f"input_reference.image_url took longer than {timeout_s:g} s to fetch; "
+            "send the image itself, or a URL that answers sooner",
+            param=param,
+            code="image_url_timeout",
+        ) from None
+    except (httpx.InvalidURL, UnicodeError) as err:  # UnicodeError: a host IDNA cannot encode
+        raise InvalidRequestError(
+            f"input_reference.image_url is not a valid URL ({err})", param=param
+        ) from None
     except httpx.HTTPError as err:
         raise InvalidRequestError(
             f"could not fetch input_reference.image_url ({type(err).__name__}: {err})",
             param=param,
         ) from None
+
+
+async def _fetch(url: str, max_bytes: int, allow_private: bool) -> bytes:
+    param = f"{PARAM}.image_url"
+    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            target, headers, extensions = url, {}, {}
+            if not allow_private:
+                target, headers, extensions = await pinned(url)
+            request = client.build_request("GET", target, headers=headers)
+            request.extensions.update(extensions)
+            async with _send(client, request) as response:
+                if response.is_redirect and "location" in response.headers:
+                    # Each hop is checked again: a public URL may redirect inward.
+                    url = str(response.url.join(response.headers["location"]))
+                    continue
+                return await _read(response, max_bytes)
+        raise InvalidRequestError(
+            f"input_reference.image_url redirected more than {MAX_REDIRECTS} times",
+            param=param,
+        )
 
 
 async def pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
