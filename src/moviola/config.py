@@ -23,8 +23,9 @@ from pydantic_settings import (
 
 DEFAULT_ALIASES = {
     # What the OpenAI model names mean here; operators remap them to what their GPUs can run.
+    # Each takes text, an image and a video, as Sora did: every operation works with both.
     "sora-2": "wan2.2-ti2v-5b",
-    "sora-2-pro": "wan2.2-t2v-a14b",
+    "sora-2-pro": "ltx-2",
 }
 _DATED = re.compile(r"^(?P<base>.+?)-\d{4}-\d{2}-\d{2}$")
 
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_ALIASES)
     )
     device: str = "auto"
-    offload: str = "none"
+    offload: Literal["none", "model", "sequential"] = "none"
     vae_tiling: bool | None = None
     max_loaded_models: int = 1
     max_prompt_chars: int = 32_000
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
     retention_hours: float = 0  # 0: keep videos until deleted
     poll_after_ms: int = 1000
     fetch_private_urls: bool = False  # may image_url point at this machine or a private net?
+    image_url_timeout_s: float = 20.0  # the whole fetch of an image_url: connect, redirects, body
+    min_free_disk_bytes: int = 512 * 1024**2  # below this at the data dir, no new work starts
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
     webhook_max_attempts: int = 12  # about a day of retries, then the event is left

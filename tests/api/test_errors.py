@@ -118,8 +118,10 @@ def test_extension_lengths(client, done_video):
     assert err.param == "seconds"
 
 
-def test_list_arguments(client):
-    assert refused(lambda: client.videos.list(limit=0)).param == "limit"
+def test_list_arguments(client, done_video):
+    empty = client.videos.list(limit=0)  # OpenAI's spec allows 0–100
+    assert (empty.data, empty.has_more) == ([], True)
+    assert refused(lambda: client.videos.list(limit=101)).param == "limit"
     assert refused(lambda: client.videos.list(order="sideways")).param == "order"
     assert refused(lambda: client.videos.list(after="video_nope"), NotFoundError).param == "after"
 

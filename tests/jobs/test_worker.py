@@ -81,7 +81,7 @@ def test_a_request_that_can_never_succeed_fails_without_retry(store, worker):
         )
     assert worker.run_one()
     job = row(sessions, job_id)
-    assert (job.status, job.attempts, job.error_code) == ("failed", 1, "invalid_request")
+    assert (job.status, job.attempts, job.error_code) == ("failed", 1, "source_deleted")
     assert "video_gone" in job.error_message
     assert not worker.run_one()
 
@@ -202,9 +202,31 @@ def test_a_remix_whose_source_was_deleted_fails_clearly_and_shows_no_server_path
     service.delete(ME, source)
     assert worker.run_one()
     job = row(sessions, remix)
-    assert (job.status, job.error_code) == ("failed", "invalid_request")
+    assert (job.status, job.error_code) == ("failed", "source_deleted")
     assert "was deleted" in job.error_message
     assert str(settings.data_dir) not in job.error_message
+
+
+def test_a_source_deleted_while_its_remix_renders_fails_the_remix_in_one_attempt(
+    store, worker, monkeypatch
+):
+    settings, sessions, _, service = store
+    source = submit(service).id
+    assert worker.run_one()
+    remix = service.remix(ME, source, prompt="again").id
+    generate = worker.engine.generate
+
+    def delete_the_source_meanwhile(*args, **kwargs):
+        result = generate(*args, **kwargs)
+        service.delete(ME, source)
+        return result
+
+    monkeypatch.setattr(worker.engine, "generate", delete_the_source_meanwhile)
+    assert worker.run_one()
+    job = row(sessions, remix)
+    assert (job.status, job.attempts, job.error_code) == ("failed", 1, "source_deleted")
+    assert "was deleted before this remix finished" in job.error_message
+    assert not (settings.data_dir / "blobs" / remix / worker.name).exists()
 
 
 def test_an_upload_too_large_to_decode_is_refused_before_anything_is_written(store, monkeypatch):

@@ -25,7 +25,7 @@ from moviola.media.provenance import (
     read_credentials,
     sign_video,
 )
-from moviola.render.files import render
+from moviola.render.files import render, seal
 from moviola.render.stamp import Stamp
 
 
@@ -38,7 +38,8 @@ def identity(tmp_path):
 def tiny_video(engine, tmp_path, identity):
     """A tiny model's output, signed as a worker signs it."""
     request = GenerationRequest("a heron", model="tiny", seconds=1, size=(160, 96), seed=4)
-    files = render(engine, request, tmp_path / "heron.mp4", stamp=Stamp(identity=identity))
+    stamp = Stamp(identity=identity)
+    files = seal(render(engine, request, tmp_path / "heron.mp4", stamp=stamp), stamp)
     return files
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from moviola import __version__, studio
-from moviola.api import characters, errors, health, videos
+from moviola import __version__
+from moviola.api import characters, errors, health, models, videos
 from moviola.api.background import Background
 from moviola.api.ratelimit import RateLimiter
 from moviola.api.schemas import REQUEST_SCHEMAS
@@ -64,7 +64,12 @@ class RequestIds:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, on_started: Callable[[FastAPI], None] | None = None
+) -> FastAPI:
+    """The API alone; `moviola.server.create_app` adds the Studio. `on_started` runs once
+    everything is up, while the server's signal handlers are installed."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
         state.key_cache = KeyCache(sessions)
         state.metrics = health.registry(sessions, background.supervisor)
         background.start()
-        studio.watch_shutdown(app)  # live streams end at once when the server is stopped
+        if on_started is not None:
+            on_started(app)
         log.info("server started with %d worker(s)", settings.workers)
         # Everything loaded so far lives as long as the server: keeping it out of the garbage
         # collector's full passes shortens the pauses that make up polling's slowest answers.
@@ -116,8 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Characters first: /videos/characters/{id} must not be read as /videos/{id}/….
     app.include_router(characters.router)
     app.include_router(videos.router)
+    app.include_router(models.router)
     app.include_router(health.router)
-    studio.mount(app)  # the web app at /, beside the API
     _document_bodies(app)
     return app
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from moviola.store.models import Character, Video
+from moviola.jobs.fields import EXTRA_FIELDS, fields_for
+from moviola.store.models import Character, Video, VideoKind
 
 
 def _text(value: Any) -> Any:
@@ -42,19 +43,20 @@ class _Request(BaseModel):
 
 
 class MoviolaOptions(_Request):
-    """Moviola's extra controls; a Sora client never sends them."""
-
-    seed: int | None = Field(None, description="Same seed and request, same video.")
-    negative_prompt: str | None = Field(None, description="What the video should not show.")
-    num_inference_steps: int | None = Field(None, description="Denoising steps.")
-    guidance_scale: float | None = Field(None, description="Guidance scale.")
-    fps: int | None = Field(None, description="Frames per second (default: the model's).")
+    """Moviola's extra controls (a Sora client never sends them), as `moviola.jobs.fields`
+    lists them for each kind of request."""
 
     def extras(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"seed", "negative_prompt", "num_inference_steps", "guidance_scale", "fps"},
-            exclude_none=True,
-        )
+        return self.model_dump(include={f.name for f in EXTRA_FIELDS}, exclude_none=True)
+
+
+# The request models below derive from these generated ones, which a type checker cannot
+# follow (hence their `type: ignore[misc]`); pydantic and the OpenAPI schema see every field.
+def _options(kind: VideoKind) -> type[MoviolaOptions]:
+    fields: dict[str, Any] = {
+        f.name: (f.type | None, Field(None, description=f.help)) for f in fields_for(kind)
+    }
+    return create_model(f"{kind.value.title()}Options", __base__=MoviolaOptions, **fields)
 
 
 class ImageReference(BaseModel):
@@ -70,7 +72,7 @@ class CharacterReference(BaseModel):
     id: Text
 
 
-class CreateVideoRequest(MoviolaOptions):
+class CreateVideoRequest(_options(VideoKind.CREATE)):  # type: ignore[misc]
     prompt: str = Field(description="What the video shows (1–32,000 characters).")
     model: str | None = Field(None, description="sora-2 (default), sora-2-pro or a model id.")
     seconds: Text | None = Field(None, description='Length: "4" (default), "8", "12" …')
@@ -85,14 +87,11 @@ class CreateVideoRequest(MoviolaOptions):
     )
 
 
-class RemixVideoRequest(MoviolaOptions):
+class RemixVideoRequest(_options(VideoKind.REMIX)):  # type: ignore[misc]
     prompt: str = Field(description="What to change.")
-    strength: float | None = Field(
-        None, description="0–1: how far the remix may move from the source (default 0.6)."
-    )
 
 
-class EditVideoRequest(MoviolaOptions):
+class EditVideoRequest(_options(VideoKind.EDIT)):  # type: ignore[misc]
     prompt: str = Field(description="How to edit the source video.")
     video: VideoReference | Text | None = Field(
         None, description="A video file part, or {id} of a completed video (video[id])."

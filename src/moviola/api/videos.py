@@ -34,8 +34,10 @@ from moviola.api.schemas import (
     video_object,
 )
 from moviola.errors import InvalidRequestError, MediaError, MoviolaError, NotFoundError
+from moviola.jobs.fields import WIRE_NAMES
 from moviola.jobs.service import Caller, Upload
 from moviola.media import formats
+from moviola.web.files import RangedFileResponse
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -63,8 +65,7 @@ def parse(model: type[Model], fields: dict[str, Any]) -> Model:
 
 # The engine's names for request fields, where the wire's differ.
 WIRE_PARAMS = {
-    "steps": "num_inference_steps",
-    "guidance": "guidance_scale",
+    **WIRE_NAMES,
     "image": "input_reference",
     "extend": "video",
     "frames": "seconds",
@@ -125,6 +126,7 @@ async def create_video(request: Request, caller: Caller = Depends(authenticate))
         body.files.get("input_reference"),
         state.settings.max_upload_bytes,
         allow_private=state.settings.fetch_private_urls,
+        timeout_s=state.settings.image_url_timeout_s,
     )
     if params.characters:
         await run_in_threadpool(
@@ -152,7 +154,7 @@ async def create_video(request: Request, caller: Caller = Depends(authenticate))
 def list_videos(
     request: Request,
     after: str | None = Query(None, description="The last id of the previous page."),
-    limit: int = Query(20, description="1–100."),
+    limit: int = Query(20, description="0–100."),
     order: Literal["asc", "desc"] = Query("desc", description="By creation time."),
     caller: Caller = Depends(authenticate),
 ) -> JSONResponse:
@@ -255,7 +257,11 @@ def delete_video(
         200: {
             "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}},
             "description": "The file; the MP4 answers HTTP Range requests (206).",
-        }
+        },
+        416: {
+            "model": ErrorResponse,
+            "description": "The Range cannot be served; `Content-Range` gives the file's size.",
+        },
     },
 )
 def download_content(
@@ -266,7 +272,7 @@ def download_content(
 ) -> FileResponse:
     path, media_type = request.app.state.service.content(caller, video_id, variant)
     suffix = FILE_SUFFIXES.get(media_type, path.suffix)
-    return FileResponse(
+    return RangedFileResponse(
         path,
         media_type=media_type,
         filename=f"{video_id}{suffix}",
@@ -294,7 +300,6 @@ async def remix_video(
         video_id,
         prompt=params.prompt,
         extras=params.extras(),
-        strength=params.strength,
         media_param="video_id",
     )
     return video_response(request, row)

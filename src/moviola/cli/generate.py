@@ -46,7 +46,7 @@ def generate(
         from moviola.engine import Engine, GenerationRequest, Placement, parse_size
         from moviola.engine.loading import OFFLOAD_MODES
         from moviola.errors import InvalidRequestError
-        from moviola.render.files import render
+        from moviola.render.files import render, seal
         from moviola.render.stamp import Stamp
 
         settings = get_settings()
@@ -100,7 +100,7 @@ def generate(
                 preset=settings.x264_preset,
                 stamp=stamp,
             )
-        _report(Console(), files, plan.spec)
+        _report(Console(), seal(files, stamp), plan.spec)
 
 
 def _read_video(path: Path, settings) -> object:
@@ -120,7 +120,7 @@ def _default_name(prompt: str, seed: int) -> str:
 
 
 def _report(console: Console, files, spec) -> None:
-    result, info = files.result, files.info
+    result, info = files.summary, files.info
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()

@@ -35,9 +35,9 @@ def serve(
         import uvicorn
 
         from moviola import logs
-        from moviola.api.app import create_app
         from moviola.config import Settings
         from moviola.errors import InvalidRequestError
+        from moviola.server import create_app
 
         given = {
             "host": host,

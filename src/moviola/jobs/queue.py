@@ -1,5 +1,8 @@
 """The durable queue: jobs are rows, workers lease them, and nothing is lost on a crash.
 
+This module is the only writer of a job's state: every move between `VideoStatus`es, and the
+request, cancel and delete that start and stop them, is a function here.
+
 A worker claims the oldest queued job with a lease that it renews while it works (each
 heartbeat also carries progress). A worker that dies stops renewing; its job is re-queued when
 the lease runs out, or at once when the supervisor sees the process go, until the job has used
@@ -10,16 +13,98 @@ workers never hold the same job and a late worker cannot overwrite a newer state
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+import zlib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from moviola.store.models import Video, WebhookEvent, new_id
+from moviola.errors import NotFoundError, TooManyRequestsError
+from moviola.store.models import (
+    RenderResult,
+    StoredFile,
+    Video,
+    VideoStatus,
+    WebhookEvent,
+    new_id,
+)
+
+QUEUED, IN_PROGRESS = VideoStatus.QUEUED, VideoStatus.IN_PROGRESS
+COMPLETED, FAILED = VideoStatus.COMPLETED, VideoStatus.FAILED
 
 LEASE_S = 15.0  # renewed every LEASE_S / 3 while a job runs
+
+
+def enqueue(
+    sessions: sessionmaker[Session],
+    job: Video,
+    *,
+    max_waiting: int,
+    retry_after: float,
+    before_commit: Callable[[Session], None] | None = None,
+) -> None:
+    """Add `job` to the queue unless its owner already has `max_waiting` videos waiting.
+
+    The count and the insert are one transaction under a lock per owner (SQLite: the write
+    lock; PostgreSQL: an advisory lock on the owner), so simultaneous requests cannot pass the
+    limit together. `before_commit` writes what must exist with the row (its uploads, its
+    audit entry) inside the same transaction; if anything fails, the job's blob folder is for
+    the caller to remove, and no row names it.
+    """
+    with sessions.begin() as session:
+        _lock_owner(session, job.owner)
+        waiting = session.execute(
+            select(func.count())
+            .select_from(Video)
+            .where(
+                _owned_by(job.owner),
+                Video.status.in_((QUEUED, IN_PROGRESS)),
+                Video.deleted_at.is_(None),
+            )
+        ).scalar_one()
+        if waiting >= max_waiting:
+            raise TooManyRequestsError(
+                f"{waiting} videos are already waiting; the limit is {max_waiting}",
+                retry_after=retry_after,
+            )
+        job.status = QUEUED
+        session.add(job)
+        if before_commit is not None:
+            session.flush()
+            before_commit(session)
+
+
+def delete(
+    sessions: sessionmaker[Session],
+    video_id: str,
+    owner: str | None,
+    *,
+    before_commit: Callable[[Session, Video], None] | None = None,
+) -> Video:
+    """Mark a video deleted (and a running job cancelled) — once: of two simultaneous deletes,
+    the second finds nothing. Returns the row as it was; `before_commit` records the delete
+    (its audit entry) in the same transaction."""
+    with sessions.begin() as session:
+        video = session.execute(
+            select(Video).where(Video.id == video_id, _owned_by(owner), Video.deleted_at.is_(None))
+        ).scalar()
+        if video is None:
+            raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+        deleted = session.execute(
+            update(Video)
+            .where(Video.id == video_id, Video.deleted_at.is_(None))
+            .values(deleted_at=time.time(), cancel_requested=True)
+            .execution_options(synchronize_session=False)
+            .returning(Video.id)
+        ).scalar()
+        if deleted is None:  # another delete was first
+            raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+        if before_commit is not None:
+            before_commit(session, video)
+        session.expunge(video)
+    return video
 
 
 @dataclass(frozen=True)
@@ -37,11 +122,11 @@ def claim(
     with sessions.begin() as session:
         candidates = (
             select(Video.id)
-            .where(Video.status == "queued", Video.deleted_at.is_(None))
+            .where(Video.status == QUEUED, Video.deleted_at.is_(None))
             .order_by(Video.seq)
             .limit(1)
         )
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         job_id = session.execute(candidates).scalar()
         if job_id is None:
@@ -49,9 +134,9 @@ def claim(
         now = time.time()
         claimed = session.execute(
             update(Video)
-            .where(Video.id == job_id, Video.status == "queued")
+            .where(Video.id == job_id, Video.status == QUEUED)
             .values(
-                status="in_progress",
+                status=IN_PROGRESS,
                 lease_owner=worker,
                 lease_expires_at=now + lease_s,
                 attempts=Video.attempts + 1,
@@ -95,11 +180,14 @@ def complete(
     job_id: str,
     worker: str,
     *,
-    files: dict[str, Any],
-    result: dict[str, Any],
-    fence: Any = None,
+    files: dict[str, StoredFile],
+    result: RenderResult,
+    credentials: dict[str, Any] | None = None,
+    fence: ColumnElement[bool] | None = None,
 ) -> bool:
-    """Mark a job done with its files; False when it was no longer ours (cancelled, lost).
+    """Mark a job done with its files (the video's hash and credentials with them, so a
+    completed video shows both from its first read); False when it was no longer ours
+    (cancelled, deleted, lost).
     `fence`, a condition checked in the same statement, lets a dispatcher complete only while
     it still holds its election (a deposed one keeps the same lease owners)."""
     held = _held_by(job_id, worker)
@@ -110,12 +198,14 @@ def complete(
             update(Video)
             .where(held, Video.cancel_requested.is_(False))
             .values(
-                status="completed",
+                status=COMPLETED,
                 progress=100,
                 stage="done",
                 completed_at=time.time(),
                 files=files,
                 result=result,
+                credentials=credentials,
+                content_sha256=files.get("video", {}).get("sha256"),
                 lease_owner=None,
                 lease_expires_at=None,
             )
@@ -134,7 +224,7 @@ def fail(
     code: str,
     message: str,
     retry: bool,
-) -> str | None:
+) -> VideoStatus | None:
     """Fail the attempt: back to the queue if `retry` and attempts remain, else `failed`.
 
     Returns the new status, or None when the job was no longer this worker's.
@@ -162,9 +252,9 @@ def recover(
     """Re-queue jobs whose lease ran out (or, at start-up, every job in progress); the jobs in
     `keep` are known to be alive (a dispatcher's jobs in flight) and stay where they are."""
     if everything:
-        condition = Video.status == "in_progress"
+        condition = Video.status == IN_PROGRESS
     else:
-        condition = and_(Video.status == "in_progress", Video.lease_expires_at < time.time())
+        condition = and_(Video.status == IN_PROGRESS, Video.lease_expires_at < time.time())
     if keep:
         condition = and_(condition, Video.id.notin_(list(keep)))
     return _release(sessions, condition, "the worker stopped answering")
@@ -178,12 +268,12 @@ def abandon(sessions: sessionmaker[Session], job_id: str, worker: str) -> None:
             update(Video)
             .where(
                 Video.id == job_id,
-                Video.status == "in_progress",
+                Video.status == IN_PROGRESS,
                 Video.lease_owner == worker,
                 Video.cancel_requested.is_(True),
             )
             .values(
-                status="failed",
+                status=FAILED,
                 stage="cancelled",
                 error_code="cancelled",
                 error_message="the video was deleted while it was being made",
@@ -207,7 +297,7 @@ def _release(
     released = []
     with sessions.begin() as session:
         jobs = session.execute(
-            select(Video).where(condition, Video.status == "in_progress").with_for_update()
+            select(Video).where(condition, Video.status == IN_PROGRESS).with_for_update()
         ).scalars()
         for job in list(jobs):
             given_back = 0 if count_attempt else 1  # interrupted, not failed: no attempt used
@@ -220,19 +310,19 @@ def _release(
 
 def _finish_attempt(
     session: Session, job: Video, code: str, message: str, retry: bool, given_back: int = 0
-) -> str | None:
+) -> VideoStatus | None:
     """End the attempt `job` was read in; returns the new status, or None if the row moved on
     meanwhile (a worker completed it). The write is conditional on what was read: SQLite takes
     no row lock for a SELECT, so an unconditional write could undo a completion."""
     attempts = job.attempts - given_back
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "attempts": attempts}
     if retry and attempts < job.max_attempts and not job.cancel_requested:
-        values.update(status="queued", progress=0, stage=None)
+        values.update(status=QUEUED, progress=0, stage=None)
     else:
         if retry and attempts >= job.max_attempts:
             message = f"{message} (gave up after {attempts} attempts)"
         values.update(
-            status="failed",
+            status=FAILED,
             stage="failed",
             error_code=code,
             error_message=message,
@@ -242,7 +332,7 @@ def _finish_attempt(
         update(Video)
         .where(
             Video.id == job.id,
-            Video.status == "in_progress",
+            Video.status == IN_PROGRESS,
             Video.lease_owner == job.lease_owner,
             Video.attempts == job.attempts,
         )
@@ -252,15 +342,31 @@ def _finish_attempt(
     ).scalar()
     if moved is None:
         return None
-    if values["status"] == "failed":
+    if values["status"] is FAILED:
         _event(session, "video.failed", job.id)
     return values["status"]
+
+
+def _owned_by(owner: str | None) -> Any:
+    return Video.owner.is_(None) if owner is None else Video.owner == owner
+
+
+def _lock_owner(session: Session, owner: str | None) -> None:
+    """Serialise the transactions that count and add one owner's jobs."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # The write lock now, before the count: a deferred transaction would read first and
+        # let another writer in between.
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        key = zlib.crc32(f"moviola-queue:{owner or ''}".encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _held_by(job_id: str, worker: str) -> Any:
     return and_(
         Video.id == job_id,
-        Video.status == "in_progress",
+        Video.status == IN_PROGRESS,
         Video.lease_owner == worker,
         Video.deleted_at.is_(None),
     )

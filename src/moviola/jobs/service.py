@@ -7,6 +7,7 @@ another key's video is as absent as one that never existed.
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from dataclasses import dataclass
@@ -14,42 +15,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
 from moviola.config import Settings
-from moviola.engine import GenerationRequest, get_model, parse_size, plan
+from moviola.engine import get_model, plan
 from moviola.engine.loading import find_weights
 from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.engine.storyboard import StoryboardShot, plan_storyboard
 from moviola.errors import (
     ConflictError,
+    InsufficientStorageError,
     InvalidRequestError,
+    MoviolaError,
     NotFoundError,
     TooLargeError,
-    TooManyRequestsError,
 )
+from moviola.jobs import queue
+from moviola.jobs.fields import parse_extras
 from moviola.jobs.moderation import PromptPolicy, quarantine
+from moviola.jobs.requests import Inputs, generation_request
 from moviola.media.sniff import HEAD_BYTES, sniff
 from moviola.render.frame_check import BLOCKED, ModerationBlocked
 from moviola.store import audit
 from moviola.store.blobs import Blobs
-from moviola.store.models import Video, new_id
+from moviola.store.models import Video, VideoKind, VideoStatus, new_id
 
 DEFAULT_MODEL = "sora-2"
 DEFAULT_SECONDS = "4"
 DEFAULT_SIZE = "720x1280"
 EXTENSION_SECONDS = (4, 8, 12, 16, 20)
-
-# Moviola's extra fields on create, with their type: a Sora client never sends them.
-EXTRAS = {
-    "seed": int,
-    "negative_prompt": str,
-    "num_inference_steps": int,
-    "guidance_scale": float,
-    "fps": int,
-}
 
 
 @dataclass(frozen=True)
@@ -89,22 +86,21 @@ class VideoService:
         self,
         caller: Caller,
         *,
-        prompt: Any,
+        prompt: str | None,
         model: str | None = None,
-        seconds: Any = None,
+        seconds: str | float | None = None,
         size: str | None = None,
         image: Upload | None = None,
-        extras: dict[str, Any] | None = None,
+        extras: dict[str, object] | None = None,
     ) -> Video:
-        params = self._extras(extras or {})
         return self._submit(
             caller,
-            kind="create",
+            kind=VideoKind.CREATE,
             prompt=prompt,
             model=model,
             seconds=seconds,
             size=size,
-            params=params,
+            params=parse_extras(extras or {}, VideoKind.CREATE),
             image=image,
         )
 
@@ -113,23 +109,26 @@ class VideoService:
         caller: Caller,
         video_id: str,
         *,
-        prompt: Any,
-        extras: dict | None = None,
-        strength: Any = None,
-    ):
-        """`strength` (0–1, how far from the source it may go) defaults to the API's."""
+        prompt: str | None,
+        extras: dict[str, object] | None = None,
+        strength: float | str | None = None,
+    ) -> Video:
+        """The source's settings (a new seed) with `extras` on top; `strength` (0–1, how far
+        from the source it may go) defaults to the API's."""
         source = self._finished(caller, video_id, "remix")
-        try:
-            strength = DEFAULT_STRENGTH if strength in (None, "") else float(strength)
-        except (TypeError, ValueError):
-            raise InvalidRequestError("strength must be a number", param="strength") from None
-        params = {**source.params, **self._extras(extras or {}), "strength": strength}
+        given = {**(extras or {}), "strength": strength}
+        params = {
+            **source.params,
+            "strength": DEFAULT_STRENGTH,
+            **parse_extras(given, VideoKind.REMIX),
+        }
         params.pop("seed", None)
+        params.pop("extend_seconds", None)
         return self._submit(
             caller,
-            kind="remix",
+            kind=VideoKind.REMIX,
             prompt=prompt,
-            model=source.model,
+            model=self._model_of(source),
             seconds=source.seconds,
             size=source.size,
             params=params,
@@ -141,51 +140,54 @@ class VideoService:
         self,
         caller: Caller,
         *,
-        prompt: Any,
+        prompt: str | None,
         video_id: str | None = None,
         upload: Upload | None = None,
         model: str | None = None,
-        extras: dict | None = None,
+        extras: dict[str, object] | None = None,
     ) -> Video:
-        params = {**self._extras(extras or {}), "strength": DEFAULT_STRENGTH}
-        return self._from_source(caller, "edit", prompt, video_id, upload, model, params)
+        params = parse_extras(extras or {}, VideoKind.EDIT)
+        return self._from_source(caller, VideoKind.EDIT, prompt, video_id, upload, model, params)
 
     def extend(
         self,
         caller: Caller,
         *,
-        prompt: Any,
-        seconds: Any,
+        prompt: str | None,
+        seconds: str | float | None,
         video_id: str | None = None,
         upload: Upload | None = None,
         model: str | None = None,
-        extras: dict | None = None,
+        extras: dict[str, object] | None = None,
     ) -> Video:
         added = _seconds(seconds if seconds is not None else "4")
         if added not in EXTENSION_SECONDS:
             raise InvalidRequestError(
                 f"an extension adds 4, 8, 12, 16 or 20 seconds, not {seconds}", param="seconds"
             )
-        params = {**self._extras(extras or {}), "extend_seconds": added}
-        return self._from_source(caller, "extend", prompt, video_id, upload, model, params)
+        params: dict[str, Any] = {
+            **parse_extras(extras or {}, VideoKind.EXTEND),
+            "extend_seconds": added,
+        }
+        return self._from_source(caller, VideoKind.EXTEND, prompt, video_id, upload, model, params)
 
     def _from_source(
         self,
         caller: Caller,
-        kind: str,
-        prompt: Any,
+        kind: VideoKind,
+        prompt: str | None,
         video_id: str | None,
         upload: Upload | None,
         model: str | None,
         params: dict[str, Any],
     ) -> Video:
         """An edit or extension of a stored video (its model by default) or an upload."""
-        source = self._source(caller, video_id, upload, kind)
+        source = self._source(caller, video_id, upload, kind.value)
         return self._submit(
             caller,
             kind=kind,
             prompt=prompt,
-            model=source.model if isinstance(source, Video) else model,
+            model=self._model_of(source) if isinstance(source, Video) else model,
             seconds=None,
             size=None,
             params=params,
@@ -199,16 +201,14 @@ class VideoService:
         shots: list[Shot],
         model: str | None = None,
         size: str | None = None,
-        extras: dict[str, Any] | None = None,
+        extras: dict[str, object] | None = None,
     ) -> Video:
         """One job that renders the shots in order, each continuing from the one before (or
         from its own image), into one video; each shot is kept as a file of its own too."""
         settings = self.settings
-        params = self._extras(extras or {})
+        params: dict[str, Any] = parse_extras(extras or {}, VideoKind.STORYBOARD)
         model = model or DEFAULT_MODEL
-        engine_model = settings.resolve_model(model)
-        spec = get_model(engine_model)
-        find_weights(spec, settings.models_path)
+        engine_model = self._engine_model(model)
         uploads = [shot.image for shot in shots if shot.image is not None]
         upload_bytes = sum(len(upload.data) for upload in uploads)
         if upload_bytes > settings.max_upload_bytes:
@@ -219,10 +219,7 @@ class VideoService:
             )
         planned: list[StoryboardShot] = []
         for index, shot in enumerate(shots):
-            if not isinstance(shot.prompt, str):
-                raise InvalidRequestError(
-                    f"shot {index + 1}: prompt is required", param=f"shots[{index}].prompt"
-                )
+            prompt = _text(shot.prompt, f"shots[{index}].prompt", f"shot {index + 1}: prompt")
             image = None
             if shot.image is not None:
                 name = f"shots[{index}].image"
@@ -234,24 +231,21 @@ class VideoService:
                     err.param = name  # so a form can show it beside the shot's image
                     raise
             seconds = _seconds(shot.seconds if shot.seconds is not None else DEFAULT_SECONDS)
-            planned.append(StoryboardShot(shot.prompt, seconds, image))
-        base = GenerationRequest(
+            planned.append(StoryboardShot(prompt, seconds, image))
+        base = generation_request(
+            settings,
+            kind=VideoKind.STORYBOARD,
             prompt="",
-            model=engine_model,
-            negative_prompt=params.get("negative_prompt"),
-            size=parse_size(size or DEFAULT_SIZE),
-            fps=params.get("fps"),
-            steps=params.get("num_inference_steps"),
-            guidance=params.get("guidance_scale"),
-            seed=params.get("seed"),
-            max_prompt_chars=settings.max_prompt_chars,
-            max_seconds=settings.max_seconds,
+            engine_model=engine_model,
+            size=size or DEFAULT_SIZE,
+            seconds=None,
+            params=params,
+            inputs=Inputs(),
         )
         plans = plan_storyboard(planned, base)
-        self._check_queue(caller)
-        self._moderate(caller, "storyboard", "\n".join(shot.prompt for shot in planned))
+        prompt = "\n".join(shot.prompt for shot in planned)
+        self._moderate(caller, VideoKind.STORYBOARD, prompt)
 
-        video_id = new_id("video")
         first = plans[0]
         frames = sum(p.total_frames - p.existing_frames for p in plans)
         params = {
@@ -262,29 +256,22 @@ class VideoService:
                 for shot in planned
             ],
         }
-        row = Video(
-            id=video_id,
-            seq=time.time_ns(),
-            owner=caller.owner,
-            kind="storyboard",
-            status="queued",
+        row = self._row(
+            caller,
+            kind=VideoKind.STORYBOARD,
             model=model,
             engine_model=engine_model,
-            prompt="\n".join(shot.prompt for shot in planned),
+            prompt=prompt,
             seconds=_format_seconds(frames / first.fps),
             size=f"{first.size[0]}x{first.size[1]}",
             params=params,
-            max_attempts=settings.max_attempts,
         )
-        for index, shot in enumerate(shots):
-            if shot.image is not None:
-                path = self.blobs.input_path(video_id, shot_image_suffix(index))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                media.atomic_write_bytes(path, shot.image.data)
-        with self.sessions.begin() as session:
-            session.add(row)
-            self._audit(session, caller, "storyboard", video_id, {"model": model})
-        return row
+        inputs = {
+            shot_image_suffix(index): shot.image.data
+            for index, shot in enumerate(shots)
+            if shot.image is not None
+        }
+        return self._enqueue(caller, row, inputs, {"model": model})
 
     # --- reading and deleting --------------------------------------------------------------
 
@@ -298,8 +285,9 @@ class VideoService:
     def list(
         self, caller: Caller, *, after: str | None = None, limit: int = 20, order: str = "desc"
     ) -> tuple[list[Video], bool]:
-        if not 1 <= limit <= 100:
-            raise InvalidRequestError("limit must be 1–100", param="limit")
+        """A page of the caller's videos; `limit` 0 asks only whether any exist past `after`."""
+        if not 0 <= limit <= 100:
+            raise InvalidRequestError("limit must be 0–100", param="limit")
         if order not in ("asc", "desc"):
             raise InvalidRequestError("order must be asc or desc", param="order")
         query = select(Video).where(
@@ -324,18 +312,19 @@ class VideoService:
         """Gone at once for every reader; a running job stops within a step; files removed —
         except a blocked video's, which move to the admins' quarantine (first: a crash
         before the row is marked leaves them safe, never a deleted row's folder the sweeper
-        would remove)."""
+        would remove). Of simultaneous deletes, one succeeds and the others find nothing."""
         video = self.get(caller, video_id)
-        detail = None
-        if video.status == "failed" and video.error_code == BLOCKED:
+        detail: dict[str, Any] | None = None
+        if video.status is VideoStatus.FAILED and video.error_code == BLOCKED:
             kept = quarantine(self.blobs, video.id, self.settings.data_dir)
             detail = {"error_code": BLOCKED, "quarantined": str(kept) if kept else None}
-        with self.sessions.begin() as session:
-            row = session.get(Video, video.id)
-            row.deleted_at = time.time()
-            row.cancel_requested = True
-            self._audit(session, caller, "delete", video.id, detail)
-        if video.status != "in_progress" and detail is None:
+
+        def record(session: Session, row: Video) -> None:
+            self._audit(session, caller, "delete", row.id, detail)
+
+        with _disk_full_is_507():
+            deleted = queue.delete(self.sessions, video.id, caller.owner, before_commit=record)
+        if deleted.status is not VideoStatus.IN_PROGRESS and detail is None:
             self.blobs.remove(video.id)
         # A running job's worker removes the files when it stops (it sees the cancel).
 
@@ -349,9 +338,10 @@ class VideoService:
                 "variant must be video, thumbnail or spritesheet", param="variant"
             )
         video = self.get(caller, video_id)
-        if shot and video.status == "completed" and variant not in (video.files or {}):
+        completed = video.status is VideoStatus.COMPLETED
+        if shot and completed and variant not in (video.files or {}):
             raise NotFoundError(f"video {video_id} has no {variant}", param="variant")
-        if video.status != "completed" or not video.files or variant not in video.files:
+        if not completed or not video.files or variant not in video.files:
             raise ConflictError(
                 f"video {video_id} is {video.status}; its content is available once completed",
                 param="video_id",
@@ -360,7 +350,7 @@ class VideoService:
         if not path.is_file():
             raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
         if variant == "video" or shot:  # not previews: pages fetch those all the time
-            with self.sessions.begin() as session:
+            with _disk_full_is_507(), self.sessions.begin() as session:
                 self._audit(session, caller, "download", video_id, {"variant": variant})
         # An imported video is served as the file it is (a GIF, a WebM), under its own type.
         recorded = video.files[variant].get("mime")
@@ -370,7 +360,7 @@ class VideoService:
 
     def _finished(self, caller: Caller, video_id: str, action: str) -> Video:
         video = self.get(caller, video_id)
-        if video.status != "completed":
+        if video.status is not VideoStatus.COMPLETED or not video.files:
             raise ConflictError(
                 f"cannot {action} video {video_id}: it is {video.status}, not completed",
                 param="video_id",
@@ -384,34 +374,39 @@ class VideoService:
     def _source(
         self, caller: Caller, video_id: str | None, upload: Upload | None, action: str
     ) -> Video | Upload:
-        if (video_id is None) == (upload is None):
-            raise InvalidRequestError(
-                'give the video to work on as an upload or as {"id": …}, one of the two',
-                param="video",
-            )
-        return self._finished(caller, video_id, action) if video_id else upload
+        if video_id is not None and upload is None:
+            return self._finished(caller, video_id, action)
+        if upload is not None and video_id is None:
+            return upload
+        raise InvalidRequestError(
+            'give the video to work on as an upload or as {"id": …}, one of the two',
+            param="video",
+        )
 
-    def _extras(self, extras: dict[str, Any]) -> dict[str, Any]:
-        params = {}
-        for name, kind in EXTRAS.items():
-            value = extras.get(name)
-            if value is None or value == "":
-                continue
-            try:
-                params[name] = kind(value) if kind is not int else int(str(value))
-            except (TypeError, ValueError):
-                what = {int: "an integer", float: "a number"}.get(kind, "text")
-                raise InvalidRequestError(f"{name} must be {what}", param=name) from None
-        return params
+    def _model_of(self, source: Video) -> str:
+        """The model a remix, edit or extension of `source` uses: its own, or the default for
+        a video whose model is unknown here (an import that recorded none, or another
+        server's name)."""
+        try:
+            get_model(self.settings.resolve_model(source.model))
+        except MoviolaError:
+            return DEFAULT_MODEL
+        return source.model
+
+    def _engine_model(self, model: str) -> str:
+        """The catalogue id `model` names; a model this server lacks is refused now."""
+        engine_model = self.settings.resolve_model(model)
+        find_weights(get_model(engine_model), self.settings.models_path)
+        return engine_model
 
     def _submit(
         self,
         caller: Caller,
         *,
-        kind: str,
-        prompt: Any,
+        kind: VideoKind,
+        prompt: str | None,
         model: str | None,
-        seconds: Any,
+        seconds: str | float | None,
         size: str | None,
         params: dict[str, Any],
         image: Upload | None = None,
@@ -419,12 +414,9 @@ class VideoService:
         remixed_from: str | None = None,
     ) -> Video:
         settings = self.settings
-        if not isinstance(prompt, str):
-            raise InvalidRequestError("prompt is required", param="prompt")
+        prompt = _text(prompt, "prompt", "prompt")
         model = model or DEFAULT_MODEL
-        engine_model = settings.resolve_model(model)
-        spec = get_model(engine_model)
-        find_weights(spec, settings.models_path)  # a model this server lacks: refused now
+        engine_model = self._engine_model(model)
 
         upload_bytes = sum(len(u.data) for u in (image, source) if isinstance(u, Upload))
         if upload_bytes > settings.max_upload_bytes:
@@ -433,13 +425,14 @@ class VideoService:
                 param="input_reference" if image else "video",
             )
 
-        stand_in: dict[str, Any] = {}
-        input_suffix = None
+        inputs = Inputs()
+        stored: dict[str, bytes] = {}
         if image is not None:
             media.load_image(
                 image.data, max_pixels=settings.max_input_pixels, name="input_reference"
             )
-            stand_in["image"], input_suffix = object(), ".img"
+            inputs = Inputs(image=object())
+            stored[".img"] = image.data
         if source is not None:
             info = self._probe_source(source)
             # The result plays at the source's frame rate: an extension continues it, an edit
@@ -448,77 +441,85 @@ class VideoService:
             frames = np.broadcast_to(
                 np.zeros((1, 1, 1, 3), np.uint8), (info.frames, info.height, info.width, 3)
             )
-            if kind == "extend":
-                stand_in["extend"] = frames
-            else:
-                stand_in["video"] = frames
+            inputs = Inputs(extend=frames) if kind is VideoKind.EXTEND else Inputs(video=frames)
             if isinstance(source, Upload):
                 # Stored as what it is (a WebM stays .webm): readers may go by the name.
                 container = sniff(source.data[:HEAD_BYTES])
-                input_suffix = container.suffix if container else ".video"
+                stored[container.suffix if container else ".video"] = source.data
 
         output_size = size or (source.size if isinstance(source, Video) else None)
         if output_size is None and source is None:
             output_size = DEFAULT_SIZE
-        request = GenerationRequest(
+        request = generation_request(
+            settings,
+            kind=kind,
             prompt=prompt,
-            model=engine_model,
-            negative_prompt=params.get("negative_prompt"),
-            size=parse_size(output_size) if output_size else None,
-            seconds=(
-                params["extend_seconds"]
-                if kind == "extend"
-                else _seconds(seconds if seconds is not None else DEFAULT_SECONDS)
-                if kind == "create"
-                else None
-            ),
-            fps=params.get("fps"),
-            steps=params.get("num_inference_steps"),
-            guidance=params.get("guidance_scale"),
-            seed=params.get("seed"),
-            strength=params.get("strength", DEFAULT_STRENGTH),
-            max_prompt_chars=settings.max_prompt_chars,
-            max_seconds=settings.max_seconds,
-            **stand_in,
+            engine_model=engine_model,
+            size=output_size,
+            seconds=_seconds(seconds if seconds is not None else DEFAULT_SECONDS),
+            params=params,
+            inputs=inputs,
         )
-        resolved = plan(request, spec)
-        self._check_queue(caller)
+        resolved = plan(request, get_model(engine_model))
         self._moderate(caller, kind, prompt)
 
-        video_id = new_id("video")
-        params = {**params, "seed": resolved.seed}
-        row = Video(
-            id=video_id,
-            seq=time.time_ns(),
-            owner=caller.owner,
+        row = self._row(
+            caller,
             kind=kind,
-            status="queued",
             model=model,
             engine_model=engine_model,
             prompt=prompt,
             seconds=_format_seconds(resolved.seconds),
             size=f"{resolved.size[0]}x{resolved.size[1]}",
-            params=params,
+            params={**params, "seed": resolved.seed},
             remixed_from_video_id=remixed_from,
             source_video_id=source.id if isinstance(source, Video) else None,
-            max_attempts=settings.max_attempts,
-            expires_at=None,
         )
-        if input_suffix is not None:
-            data = image.data if image is not None else source.data
-            path = self.blobs.input_path(video_id, input_suffix)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            media.atomic_write_bytes(path, data)
-            row.input_path = str(path)
-        with self.sessions.begin() as session:
-            session.add(row)
-            detail = {"model": model, "source_video_id": row.source_video_id or remixed_from}
-            self._audit(session, caller, kind, video_id, detail)
+        detail = {"model": model, "source_video_id": row.source_video_id or remixed_from}
+        return self._enqueue(caller, row, stored, detail)
+
+    def _row(self, caller: Caller, **fields: Any) -> Video:
+        return Video(
+            id=new_id("video"),
+            seq=time.time_ns(),
+            owner=caller.owner,
+            status=VideoStatus.QUEUED,
+            max_attempts=self.settings.max_attempts,
+            **fields,
+        )
+
+    def _enqueue(
+        self, caller: Caller, row: Video, inputs: dict[str, bytes], detail: dict[str, Any]
+    ) -> Video:
+        """Queue a fully checked request: its uploads are written inside the transaction that
+        adds its row, and removed if that fails, so a refused request leaves nothing behind."""
+
+        def write_inputs(session: Session) -> None:
+            for suffix, data in inputs.items():
+                path = self.blobs.input_path(row.id, suffix)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                media.atomic_write_bytes(path, data)
+                if suffix == ".img" or row.kind in (VideoKind.EDIT, VideoKind.EXTEND):
+                    row.input_path = str(path)
+            self._audit(session, caller, row.kind.value, row.id, detail)
+
+        try:
+            with _disk_full_is_507():
+                queue.enqueue(
+                    self.sessions,
+                    row,
+                    max_waiting=self.settings.max_queued_per_key,
+                    retry_after=max(1.0, self.settings.poll_after_ms / 1000),
+                    before_commit=write_inputs,
+                )
+        except BaseException:
+            self.blobs.remove(row.id)
+            raise
         return row
 
     # --- trust: the prompt policy and the audit log ------------------------------------------
 
-    def _moderate(self, caller: Caller, kind: str, prompt: str) -> None:
+    def _moderate(self, caller: Caller, kind: VideoKind, prompt: str) -> None:
         """Refuse a prompt the operator's policy blocks, before anything is written; the
         decision and its reason go to the audit log."""
         if not self.policy.enabled:
@@ -527,7 +528,7 @@ class VideoService:
         if decision is None:
             return
         if self.settings.audit:
-            detail = {**decision.as_audit("prompt"), "kind": kind, "prompt": prompt[:500]}
+            detail = {**decision.as_audit("prompt"), "kind": kind.value, "prompt": prompt[:500]}
             audit.record(self.sessions, actor=caller.owner, action="moderation", detail=detail)
         raise ModerationBlocked(decision.reason, param="prompt")
 
@@ -544,18 +545,15 @@ class VideoService:
             audit.add(session, actor=caller.owner, action=action, video_id=video_id, detail=detail)
 
     def _probe_source(self, source: Video | Upload) -> media.VideoInfo:
-        limits = dict(
-            max_pixels=self.settings.max_input_pixels,
-            max_duration_s=self.settings.max_input_seconds,
-        )
         if isinstance(source, Video):
+            assert source.files is not None
             return media.probe(Path(source.files["video"]["path"]))
         import io
 
         info = media.probe(io.BytesIO(source.data))
-        if info.width * info.height > limits["max_pixels"]:
+        if info.width * info.height > self.settings.max_input_pixels:
             raise InvalidRequestError("the video has too many pixels", param="video")
-        if info.duration > limits["max_duration_s"]:
+        if info.duration > self.settings.max_input_seconds:
             raise InvalidRequestError("the video is too long", param="video")
         if info.frames * info.width * info.height * 3 > media.MAX_DECODE_BYTES:
             # Refused now rather than failing in the worker, which decodes it whole.
@@ -565,24 +563,6 @@ class VideoService:
                 param="video",
             )
         return info
-
-    def _check_queue(self, caller: Caller) -> None:
-        with self.sessions() as session:
-            waiting = session.execute(
-                select(func.count())
-                .select_from(Video)
-                .where(
-                    Video.owner.is_(None) if caller.owner is None else Video.owner == caller.owner,
-                    Video.status.in_(("queued", "in_progress")),
-                    Video.deleted_at.is_(None),
-                )
-            ).scalar()
-        if waiting >= self.settings.max_queued_per_key:
-            raise TooManyRequestsError(
-                f"{waiting} videos are already waiting; the limit is "
-                f"{self.settings.max_queued_per_key}",
-                retry_after=max(1.0, self.settings.poll_after_ms / 1000),
-            )
 
 
 def shot_image_suffix(index: int) -> str:
@@ -606,3 +586,34 @@ def _seconds(value: Any) -> float:
 
 def _format_seconds(seconds: float) -> str:
     return str(round(seconds)) if abs(seconds - round(seconds)) < 1e-6 else f"{seconds:.2f}"
+
+
+def _text(value: object, param: str, name: str) -> str:
+    """A required text field that every store can hold: a JSON string may carry a lone UTF-16
+    surrogate (`"\\ud800"`), which no database encoding accepts."""
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} is required", param=param)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            f"{name} is not valid Unicode text (it holds a lone surrogate)", param=param
+        ) from None
+    return value
+
+
+class _disk_full_is_507:
+    """A write that found the disk (or the database's disk) full: said as such, not as 500."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: object
+    ) -> None:
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = full or (isinstance(err, OperationalError) and "disk is full" in str(err))
+        if full:
+            raise InsufficientStorageError(
+                "the server's disk is full: nothing was written; try again once space is freed"
+            ) from err

@@ -13,33 +13,15 @@ import os
 import shutil
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from moviola import media
 from moviola.config import Settings
-from moviola.engine import (
-    CancelToken,
-    Engine,
-    GenerationCancelled,
-    GenerationRequest,
-    Placement,
-    Progress,
-    parse_size,
-)
-from moviola.engine.request import DEFAULT_STRENGTH
-from moviola.engine.storyboard import StoryboardShot
-from moviola.errors import InvalidRequestError, MoviolaError
+from moviola.engine import CancelToken, Engine, Placement, Progress
 from moviola.jobs import queue
-from moviola.jobs.service import shot_image_suffix
-from moviola.render.files import RenderedFiles, preview_frames, render, render_storyboard
-from moviola.render.frame_check import BLOCKED, FrameCheck, ModerationBlocked
-from moviola.render.stamp import Stamp
-from moviola.store import audit
+from moviola.jobs.runner import JobRunner
+from moviola.render.files import render
+from moviola.render.outcome import classify
 from moviola.store.blobs import Blobs
 from moviola.store.models import Video
 
@@ -67,10 +49,9 @@ class Worker:
             placement=Placement(device or settings.device, settings.offload, settings.vae_tiling),
             max_loaded=settings.max_loaded_models,
         )
-        # Loaded once per process: the signing identity and, when enabled, the nudity check.
-        self.stamp = Stamp.from_settings(settings)
-        self.frame_check = FrameCheck.from_settings(settings)
+        self.runner = JobRunner(settings, sessions, blobs)
         self._stopping = threading.Event()
+        self._disk_full = False
 
     def run(self, stop: threading.Event, poll_s: float = 0.05) -> None:
         """Work until `stop` is set; an empty queue is polled every `poll_s`.
@@ -84,7 +65,10 @@ class Worker:
                 stop.wait(poll_s)
 
     def run_one(self) -> bool:
-        """Claim and process one job; False when the queue was empty."""
+        """Claim and process one job; False when the queue was empty — or when the disk is
+        too full to write a video, in which case no job is taken until space is freed."""
+        if not self._room_to_write():
+            return False
         job = queue.claim(self.sessions, self.name)
         if job is None:
             return False
@@ -101,239 +85,57 @@ class Worker:
 
     def _process(self, job: Video, beat: _Heartbeat) -> None:
         try:
-            request = self._request(job)
-            self._check_inputs(
-                job,
-                [
-                    ("input_reference", request.image),
-                    ("video", request.video),
-                    ("video", request.extend),
-                ],
-            )
-            options = dict(
+            work = self.runner.prepare(job)
+            files = render(
+                self.engine,
+                work.request,
+                self.blobs.path(job.id, "video", attempt=self.name),
+                shots=work.shots,
                 on_progress=beat.report,
                 cancel=CancelToken(check=lambda: self._stopping.is_set() or beat.stopped()),
                 crf=self.settings.crf,
                 preset=self.settings.x264_preset,
-                stamp=self.stamp_for(job),
+                stamp=work.stamp,
+                frame_check=self.runner.frame_check,
             )
-            video_path = self.blobs.path(job.id, "video", attempt=self.name)
-            if job.kind == "storyboard":
-                shots = self._shots(job)
-                self._check_inputs(
-                    job, [(f"shots[{i}].image", s.image) for i, s in enumerate(shots)]
-                )
-                files = render_storyboard(self.engine, shots, request, video_path, **options)
-            else:
-                files = render(self.engine, request, video_path, **options)
-        except GenerationCancelled:
-            if self._stopping.is_set():
-                queue.release_worker(
-                    self.sessions, self.name, "the worker stopped", count_attempt=False
-                )
-                log.info("%s: %s handed back to the queue", self.name, job.id)
-            else:
-                queue.abandon(self.sessions, job.id, self.name)
-                log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
-            self._discard(job.id)
-            return
-        except InvalidRequestError as err:  # this request can never succeed: do not retry
-            self._fail(job, err.code, err.message, retry=False)
-            return
-        except MoviolaError as err:
-            self._fail(job, err.code, err.message, retry=False)
-            return
-        except Exception as err:  # e.g. out of memory: another attempt may succeed
-            log.exception("%s: %s failed", self.name, job.id)
-            self._fail(job, "generation_failed", f"{type(err).__name__}: {err}", retry=True)
-            return
-        if self._output_blocked(job, files):
-            return
+            self.runner.finish(job, self.name, files, work.stamp, worker=self.name)
+        except Exception as err:
+            failure = classify(err)
+            if failure is None:
+                self._stopped(job)
+                return
+            if failure.retry:
+                log.exception("%s: %s failed", self.name, job.id)
+            self.runner.fail(job.id, self.name, failure)
 
-        variants = {
-            "video": files.video,
-            "thumbnail": files.thumbnail,
-            "spritesheet": files.spritesheet,
-            **{f"shot_{shot.index}": shot.path for shot in files.shots},
-        }
-        record = {
-            name: {
-                "path": str(path),
-                "bytes": path.stat().st_size,
-                "sha256": media.sha256_file(path),
-            }
-            for name, path in variants.items()
-        }
-        result = {
-            "seed": files.result.seed,
-            "render_size": list(files.result.render_size),
-            "frames": files.info.frames,
-            "fps": float(files.info.fps),
-            "duration": files.info.duration,
-            "segments": files.result.segments,
-            "steps": files.result.steps,
-            "guidance": files.result.guidance,
-            "timings": files.timings,
-            "worker": self.name,
-        }
-        if files.shots:
-            result["shots"] = [
-                {**asked, "index": s.index, "start_frame": s.start_frame, "frames": s.frames}
-                for asked, s in zip(job.params["shots"], files.shots, strict=True)
-            ]
-        self._record_credentials(job.id, files.credentials, record["video"]["sha256"])
-        if not queue.complete(self.sessions, job.id, self.name, files=record, result=result):
-            self._discard(job.id)  # deleted or taken from us meanwhile: nobody wants the files
-
-    def _request(self, job: Video) -> GenerationRequest:
-        params = job.params
-        kwargs: dict[str, Any] = {}
-        limits = dict(
-            max_pixels=self.settings.max_input_pixels,
-            max_duration_s=self.settings.max_input_seconds,
-        )
-        source_path, *_ = self._source(job)
-        if job.kind == "create" and job.input_path:
-            kwargs["image"] = media.load_image(Path(job.input_path))
-        elif job.kind in ("remix", "edit"):
-            kwargs["video"], _ = media.decode_frames(source_path, **limits)
-            kwargs["strength"] = params.get("strength", DEFAULT_STRENGTH)
-        elif job.kind == "extend":
-            kwargs["extend"], _ = media.decode_frames(source_path, **limits)
-
-        seconds = None
-        if job.kind == "create":
-            seconds = float(job.seconds)
-        elif job.kind == "extend":
-            seconds = float(params["extend_seconds"])
-        return GenerationRequest(
-            prompt=job.prompt or "",
-            model=job.engine_model,
-            negative_prompt=params.get("negative_prompt"),
-            size=parse_size(job.size),
-            seconds=seconds,
-            fps=params.get("fps"),
-            steps=params.get("num_inference_steps"),
-            guidance=params.get("guidance_scale"),
-            seed=params.get("seed"),
-            max_prompt_chars=self.settings.max_prompt_chars,
-            max_seconds=self.settings.max_seconds,
-            **kwargs,
-        )
-
-    def _source(self, job: Video) -> tuple[Path | None, str | None, str | None]:
-        """The video a remix, edit or extension works on, its title in the credentials, and
-        its media type when known (an imported video's recorded one)."""
-        source_id = job.source_video_id or job.remixed_from_video_id
-        if source_id:
-            with self.sessions() as session:
-                source = session.get(Video, source_id)
-            if source is None or not source.files or source.deleted_at is not None:
-                param = "video" if job.source_video_id else "video_id"
-                raise InvalidRequestError(f"the source video {source_id} was deleted", param=param)
-            entry = source.files["video"]
-            path = Path(entry["path"])
-            return path, f"{source_id}{path.suffix}", entry.get("mime")
-        if job.input_path and job.kind in ("edit", "extend"):
-            upload = Path(job.input_path)
-            return upload, f"upload{upload.suffix}", None  # its type is read from its bytes
-        return None, None, None
-
-    # --- trust: moderation of inputs and outputs, credentials ----------------------------------
-
-    def _check_inputs(self, job: Video, inputs: list[tuple[str, Any]]) -> None:
-        """Uploaded and source media (named as the request named them) go through the same
-        nudity check as outputs."""
-        if self.frame_check is None:
-            return
-        for name, frames in inputs:
-            if frames is None:
-                continue
-            decision = self.frame_check.check(np.asarray(frames), f"the {name}")
-            if decision.blocked:
-                self._audit(job, decision.as_audit("input"))
-                raise ModerationBlocked(decision.reason, param=name)
-
-    def _output_blocked(self, job: Video, files: RenderedFiles) -> bool:
-        """Check the finished frames; a flagged video fails, its files kept for admins only
-        (a failed video is never served) and named in the audit log."""
-        if self.frame_check is None:
-            return False
-        decision = self.frame_check.check(preview_frames(files.result), "the generated video")
-        kept = {"files": str(files.video.parent)} if decision.blocked else {}
-        self._audit(job, {**decision.as_audit("output"), **kept})
-        if not decision.blocked:
-            return False
-        status = queue.fail(
-            self.sessions, job.id, self.name, code=BLOCKED, message=decision.reason, retry=False
-        )
-        if status is None:  # deleted or taken from us meanwhile
-            self._discard(job.id)
-        log.warning("%s: %s blocked by the output check: %s", self.name, job.id, decision.reason)
-        return True
-
-    def _audit(self, job: Video, detail: dict[str, Any]) -> None:
-        if self.settings.audit:
-            audit.record(
-                self.sessions, actor=job.owner, action="moderation", video_id=job.id, detail=detail
+    def _stopped(self, job: Video) -> None:
+        """The render stopped: the worker is shutting down (the job goes back to the queue,
+        no attempt used), or the job was cancelled or deleted (closed at once)."""
+        if self._stopping.is_set():
+            queue.release_worker(
+                self.sessions, self.name, "the worker stopped", count_attempt=False
             )
-
-    def _record_credentials(self, job_id: str, credentials: dict | None, sha256: str) -> None:
-        """Before completing: a completed video shows its credentials from the first read."""
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Video)
-                .where(Video.id == job_id, Video.lease_owner == self.name)
-                .values(credentials=credentials, content_sha256=sha256)
-            )
-
-    # --- for executors that render elsewhere (a Ray actor) -------------------------------------
-
-    def prepare(self, job: Video) -> tuple[GenerationRequest, list[StoryboardShot] | None, Stamp]:
-        """What rendering `job` elsewhere takes, read from the database and the blob folder as
-        this worker would, its inputs checked: the request, a storyboard's shots, the stamp."""
-        request = self._request(job)
-        inputs = [("input_reference", request.image), ("video", request.video)]
-        self._check_inputs(job, [*inputs, ("video", request.extend)])
-        shots = None
-        if job.kind == "storyboard":
-            shots = self._shots(job)
-            self._check_inputs(job, [(f"shots[{i}].image", s.image) for i, s in enumerate(shots)])
-        return request, shots, self.stamp_for(job)
-
-    def stamp_for(self, job: Video) -> Stamp:
-        return self.stamp.from_source(*self._source(job)).for_video(job.id)
-
-    def _shots(self, job: Video) -> list[StoryboardShot]:
-        shots = []
-        for index, shot in enumerate(job.params["shots"]):
-            image = None
-            if shot.get("image"):
-                path = self.blobs.input_path(job.id, shot_image_suffix(index))
-                image = media.load_image(path)
-            shots.append(StoryboardShot(shot["prompt"], float(shot["seconds"]), image))
-        return shots
-
-    def _fail(self, job: Video, code: str, message: str, *, retry: bool) -> None:
-        message = self.blobs.hide_paths(message)
-        status = queue.fail(
-            self.sessions, job.id, self.name, code=code, message=message, retry=retry
-        )
-        if status != "queued":
-            self._discard_outputs(job.id)
-
-    def _discard(self, job_id: str) -> None:
-        with self.sessions() as session:
-            row = session.get(Video, job_id)
-            deleted = row is None or row.deleted_at is not None
-        if deleted:
-            self.blobs.remove(job_id)
+            log.info("%s: %s handed back to the queue", self.name, job.id)
         else:
-            self._discard_outputs(job_id)
+            queue.abandon(self.sessions, job.id, self.name)
+            log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
+        self.runner.discard(job.id, self.name)
 
-    def _discard_outputs(self, job_id: str) -> None:
-        """Remove this worker's own attempt, never another's (which may be the finished one)."""
-        shutil.rmtree(self.blobs.attempt_folder(job_id, self.name), ignore_errors=True)
+    def _room_to_write(self) -> bool:
+        """Whether the data dir has the operator's reserve free; said once when it runs out."""
+        self.blobs.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.blobs.root).free
+        full = free < self.settings.min_free_disk_bytes
+        if full and not self._disk_full:
+            log.warning(
+                "%s: the data dir's disk has %d MB free, under the %d MB reserve: no job starts "
+                "until space is freed",
+                self.name,
+                free // 2**20,
+                self.settings.min_free_disk_bytes // 2**20,
+            )
+        self._disk_full = full
+        return not full
 
 
 class _LeaseKeeper:

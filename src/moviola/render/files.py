@@ -1,7 +1,11 @@
 """Render one request to files: the engine makes frames, the media layer writes them.
 
-The CLI calls this directly; workers call it for each job. The video is written last and
-atomically, so its presence means the whole set (thumbnail, spritesheet, video) is complete.
+Every way of making a video goes through here — `moviola generate`, a local worker, a Ray
+actor — in the same steps: generate, write the previews, encode the MP4 with the operator's
+mark burned in, check the frames (when a frame check is on), then `seal` signs the files.
+Signing is separate because a Ray actor holds no signing key: the server signs what the
+actor sent back, by the same function. The video is written last and atomically, so its
+presence means the whole set (thumbnail, spritesheet, shots, video) is complete.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +30,37 @@ from moviola.engine import (
 )
 from moviola.engine.progress import ProgressCallback
 from moviola.engine.storyboard import StoryboardShot, generate_storyboard
+from moviola.render.frame_check import Decision, FrameCheck
 from moviola.render.stamp import Stamp
+from moviola.store.blobs import shot_variant, variant_path
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08
 
 
 @dataclass(frozen=True)
-class RenderedFiles:
-    video: Path
-    thumbnail: Path
-    spritesheet: Path
-    result: GenerationResult
-    info: media.VideoInfo
+class RenderSummary:
+    """How a video was made: what a job's row keeps as its `result`."""
+
+    model: str
+    seed: int
+    render_size: tuple[int, int]
+    segments: int
+    steps: int
+    guidance: float
     timings: dict[str, float]
-    shots: list[RenderedShot] = field(default_factory=list)  # a storyboard's, in order
-    credentials: dict[str, Any] | None = None  # the video's C2PA credentials, when signed
+
+    @classmethod
+    def of(cls, result: GenerationResult, timings: dict[str, float]) -> RenderSummary:
+        return cls(
+            result.model,
+            result.seed,
+            result.render_size,
+            result.segments,
+            result.steps,
+            result.guidance,
+            timings,
+        )
 
 
 @dataclass(frozen=True)
@@ -51,13 +70,39 @@ class RenderedShot:
     start_frame: int
     frames: int
 
+    @property
+    def variant(self) -> str:
+        return shot_variant(self.index)
+
+
+@dataclass(frozen=True)
+class RenderedFiles:
+    video: Path
+    thumbnail: Path
+    spritesheet: Path
+    info: media.VideoInfo
+    summary: RenderSummary
+    shots: tuple[RenderedShot, ...] = ()  # a storyboard's, in order
+    moderation: Decision | None = None  # the frame check's verdict, when one ran
+    credentials: dict[str, Any] | None = None  # the video's C2PA credentials, once sealed
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.summary.timings
+
+    def paths(self) -> dict[str, Path]:
+        """Every file by its variant name, the video last (the order they are written in)."""
+        return {
+            "thumbnail": self.thumbnail,
+            "spritesheet": self.spritesheet,
+            **{shot.variant: shot.path for shot in self.shots},
+            "video": self.video,
+        }
+
 
 def output_paths(video: Path) -> tuple[Path, Path]:
     """Where the thumbnail and spritesheet of `video` go: beside it, named after it."""
-    return (
-        video.with_name(video.stem + ".thumb.webp"),
-        video.with_name(video.stem + ".sprite.jpg"),
-    )
+    return variant_path(video, "thumbnail"), variant_path(video, "spritesheet")
 
 
 def render(
@@ -65,23 +110,46 @@ def render(
     request: GenerationRequest,
     video_path: Path,
     *,
+    shots: list[StoryboardShot] | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     crf: int = 18,
     preset: str = "medium",
     stamp: Stamp | None = None,
+    frame_check: FrameCheck | None = None,
 ) -> RenderedFiles:
-    """Generate `request` and write the MP4, its thumbnail and its spritesheet; `stamp`
-    marks and signs the MP4."""
+    """Generate `request` and write the MP4, its thumbnail and its spritesheet; `stamp`'s
+    mark is burned in (sign with `seal`), and `frame_check` judges the frames. With `shots`,
+    `request` is a storyboard's base and each shot is also written on its own."""
+    if shots is not None:
+        return _render_storyboard(
+            engine,
+            shots,
+            request,
+            Path(video_path),
+            on_progress=on_progress,
+            cancel=cancel,
+            crf=crf,
+            preset=preset,
+            stamp=stamp,
+            frame_check=frame_check,
+        )
     cancel = cancel or CancelToken()
     result = engine.generate(request, on_progress=_engine_share(on_progress), cancel=cancel)
     cancel.raise_if_cancelled()
     return _write(
-        result, request.prompt, Path(video_path), on_progress, crf=crf, preset=preset, stamp=stamp
+        result,
+        request.prompt,
+        Path(video_path),
+        on_progress,
+        crf=crf,
+        preset=preset,
+        stamp=stamp,
+        frame_check=frame_check,
     )
 
 
-def render_storyboard(
+def _render_storyboard(
     engine: Engine,
     shots: list[StoryboardShot],
     base: GenerationRequest,
@@ -92,6 +160,7 @@ def render_storyboard(
     crf: int = 18,
     preset: str = "medium",
     stamp: Stamp | None = None,
+    frame_check: FrameCheck | None = None,
 ) -> RenderedFiles:
     """Render a storyboard: the whole video with its thumbnail and spritesheet, and each shot
     as an MP4 of its own beside it (the result's `shots`)."""
@@ -103,14 +172,37 @@ def render_storyboard(
     video_path = Path(video_path)
     video_path.parent.mkdir(parents=True, exist_ok=True)
     result = board.result
-    shots: list[RenderedShot] = []
+    rendered: list[RenderedShot] = []
     for shot in board.shots:
-        path = video_path.with_name(f"{video_path.stem}.shot{shot.index}.mp4")
+        path = variant_path(video_path, shot_variant(shot.index))
         _encode(shot.frames, path, result, shot.prompt, crf=crf, preset=preset, stamp=stamp)
-        shots.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
+        rendered.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
     prompt = "\n".join(shot.prompt for shot in board.shots)
-    files = _write(result, prompt, video_path, on_progress, crf=crf, preset=preset, stamp=stamp)
-    return dataclasses.replace(files, shots=shots)
+    files = _write(
+        result,
+        prompt,
+        video_path,
+        on_progress,
+        crf=crf,
+        preset=preset,
+        stamp=stamp,
+        frame_check=frame_check,
+    )
+    return dataclasses.replace(files, shots=tuple(rendered))
+
+
+def seal(files: RenderedFiles, stamp: Stamp | None) -> RenderedFiles:
+    """Sign every MP4 of `files` in place (each replaced atomically); the video's credentials
+    and the time signing took are added. Nothing to do without a signing identity."""
+    if stamp is None or stamp.identity is None:
+        return files
+    started = time.perf_counter()
+    for shot in files.shots:
+        stamp.sign(shot.path, files.summary.model)
+    credentials = stamp.sign(files.video, files.summary.model)
+    timings = {**files.timings, "signing": time.perf_counter() - started}
+    summary = dataclasses.replace(files.summary, timings=timings)
+    return dataclasses.replace(files, summary=summary, credentials=credentials)
 
 
 def _engine_share(on_progress: ProgressCallback | None) -> ProgressCallback | None:
@@ -136,26 +228,26 @@ def _write(
     *,
     crf: int,
     preset: str,
-    stamp: Stamp | None = None,
+    stamp: Stamp | None,
+    frame_check: FrameCheck | None,
 ) -> RenderedFiles:
-    """Thumbnail and spritesheet first, the video last: its presence means the set is whole.
-    A `stamp` signs the written video in place, replacing it atomically."""
+    """Thumbnail and spritesheet first, the video last: its presence means the set is whole."""
     started = time.perf_counter()
     video_path.parent.mkdir(parents=True, exist_ok=True)
     thumbnail, spritesheet = output_paths(video_path)
     previews = preview_frames(result)
-    media.write_thumbnail(previews, thumbnail)
-    media.write_spritesheet(previews, spritesheet)
+    media.write_thumbnail(previews, thumbnail, size=result.size)
+    media.write_spritesheet(previews, spritesheet, size=result.size)
     frames = _reporting(result, on_progress)
-    info, credentials, signing = _encode(
-        frames, video_path, result, prompt, crf=crf, preset=preset, stamp=stamp
-    )
-    timings = dict(result.timings, writing=time.perf_counter() - started, **signing)
+    info = _encode(frames, video_path, result, prompt, crf=crf, preset=preset, stamp=stamp)
+    timings = dict(result.timings, writing=time.perf_counter() - started)
+    moderation = None
+    if frame_check is not None:
+        moderation = frame_check.check(previews, "the generated video")
     if on_progress is not None:
         on_progress(Progress(Stage.DONE, 1.0, segments=result.segments))
-    return RenderedFiles(
-        video_path, thumbnail, spritesheet, result, info, timings, credentials=credentials
-    )
+    summary = RenderSummary.of(result, timings)
+    return RenderedFiles(video_path, thumbnail, spritesheet, info, summary, moderation=moderation)
 
 
 def _encode(
@@ -167,10 +259,9 @@ def _encode(
     crf: int,
     preset: str,
     stamp: Stamp | None,
-) -> tuple[media.VideoInfo, dict | None, dict[str, float]]:
-    """One MP4, marked and signed when there is a `stamp`: its info, credentials and the
-    time signing took."""
-    info = media.write_mp4(
+) -> media.VideoInfo:
+    """One MP4, with the operator's mark when there is a `stamp`."""
+    return media.write_mp4(
         stamp.mark(frames) if stamp else frames,
         path,
         fps=result.fps,
@@ -179,11 +270,6 @@ def _encode(
         preset=preset,
         metadata={"comment": prompt[:1000], "encoder": "Moviola"},
     )
-    if stamp is None:
-        return info, None, {}
-    started = time.perf_counter()
-    credentials = stamp.sign(path, result.model)
-    return info, credentials, {"signing": time.perf_counter() - started}
 
 
 def preview_frames(result: GenerationResult) -> np.ndarray:

@@ -12,11 +12,26 @@ from pathlib import Path
 
 _ATTEMPT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
-VARIANTS = {
-    "video": ("video.mp4", "video/mp4"),
-    "thumbnail": ("video.thumb.webp", "image/webp"),
-    "spritesheet": ("video.sprite.jpg", "image/jpeg"),
+# Each file of a video beside its MP4, by suffix (a CLI render's `heron.mp4` has its
+# `heron.thumb.webp`), and its media type; a storyboard's shots are `video.shot1.mp4` …
+SUFFIXES = {
+    "video": (".mp4", "video/mp4"),
+    "thumbnail": (".thumb.webp", "image/webp"),
+    "spritesheet": (".sprite.jpg", "image/jpeg"),
 }
+VARIANTS = {name: (f"video{suffix}", mime) for name, (suffix, mime) in SUFFIXES.items()}
+
+
+def shot_variant(index: int) -> str:
+    """The variant name of a storyboard's shot `index` (from 1)."""
+    return f"shot_{index}"
+
+
+def variant_path(video: Path, variant: str) -> Path:
+    """Where `variant` of the video at `video` goes: beside it, named after it."""
+    if variant.startswith("shot_"):
+        return video.with_name(f"{video.stem}.shot{int(variant[5:])}.mp4")
+    return video.with_name(video.stem + SUFFIXES[variant][0])
 
 
 class Blobs:

@@ -6,12 +6,14 @@ completed | failed, and it says exactly which files exist (path, size and SHA-25
 
 from __future__ import annotations
 
+import enum
 import secrets
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Dialect, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def now() -> float:
@@ -20,6 +22,75 @@ def now() -> float:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
+
+
+class VideoStatus(str, enum.Enum):
+    """A job's state; only `moviola.jobs.queue` moves a row from one to another."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class VideoKind(str, enum.Enum):
+    """What made the video: the request it came from, or an import."""
+
+    CREATE = "create"
+    REMIX = "remix"
+    EDIT = "edit"
+    EXTEND = "extend"
+    STORYBOARD = "storyboard"
+    IMPORT = "import"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StoredFile(TypedDict, total=False):
+    """One entry of a video's `files`: a whole file in its blob folder (or an import's)."""
+
+    path: str
+    bytes: int
+    sha256: str
+    mime: str  # an imported file's own media type; absent: the variant's usual one
+    expired_at: float  # set when retention removed it; the path is kept
+
+
+class RenderResult(TypedDict, total=False):
+    """A completed render's `result`: what was made and how long each stage took."""
+
+    seed: int
+    render_size: list[int]
+    frames: int
+    fps: float
+    duration: float
+    segments: int
+    steps: int
+    guidance: float
+    timings: dict[str, float]
+    worker: str
+    shots: list[dict[str, Any]]  # a storyboard's: each shot as asked, with its frame span
+
+
+class _StrEnum(TypeDecorator[enum.Enum]):
+    """A string column read back as its enum, so a typo in a status fails where it is made."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum_class: type[enum.Enum]):
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> enum.Enum | None:
+        return None if value is None else self.enum_class(value)
 
 
 class Base(DeclarativeBase):
@@ -34,9 +105,9 @@ class Video(Base):
     # even for rows created in the same second.
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)  # an ApiKey id
-    kind: Mapped[str] = mapped_column(String(16), default="create")  # create|remix|edit|extend
+    kind: Mapped[VideoKind] = mapped_column(_StrEnum(VideoKind), default=VideoKind.CREATE)
 
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[VideoStatus] = mapped_column(_StrEnum(VideoStatus), default=VideoStatus.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str | None] = mapped_column(String(32))
 
@@ -66,8 +137,8 @@ class Video(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
     # What the render produced; all null until the row is completed.
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # seed, render size, timings …
-    files: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # variant → {path, bytes, sha256}
+    result: Mapped[RenderResult | None] = mapped_column(JSON)
+    files: Mapped[dict[str, StoredFile] | None] = mapped_column(JSON)  # variant → its file
     # SHA-256 of the video file's bytes: how an import recognises a video it already holds.
     content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # Where an imported video came from and what was recovered of it, field by field.

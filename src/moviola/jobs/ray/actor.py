@@ -15,6 +15,7 @@ the dispatcher learns that the attempt was lost.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -157,62 +158,50 @@ class RenderActor:
     # --- the render thread --------------------------------------------------------------------
 
     def _render(self, task: _Task, work: dict[str, Any]) -> None:
-        from moviola.engine import CancelToken, GenerationCancelled
-        from moviola.errors import InvalidRequestError, MoviolaError
-        from moviola.render.files import render, render_storyboard
+        from moviola.engine import CancelToken
+        from moviola.render.files import render
+        from moviola.render.outcome import classify
         from moviola.render.stamp import Stamp
 
         folder = Path(tempfile.mkdtemp(prefix="moviola-render-"))
         try:
-            options = dict(
+            files = render(
+                self.engine,
+                work["request"],
+                folder / "video.mp4",
+                shots=work.get("shots"),
                 on_progress=lambda p: self._progress(task, p),
                 cancel=CancelToken(check=task.cancel.is_set),
                 crf=work["crf"],
                 preset=work["preset"],
                 # Marked here, on the frames; signed by the dispatcher, which holds the key.
                 stamp=Stamp(watermark=work["watermark"]) if work.get("watermark") else None,
+                frame_check=self._frame_check(work.get("nsfw")),
             )
-            if work.get("shots") is not None:
-                files = render_storyboard(
-                    self.engine, work["shots"], work["request"], folder / "video.mp4", **options
-                )
-            else:
-                files = render(self.engine, work["request"], folder / "video.mp4", **options)
-            outcome = _outcome(files, self.name)
-            outcome["moderation"] = self._check_output(files, work.get("nsfw"))
-            self._finish(task, "done", outcome)
-        except GenerationCancelled:
-            self._finish(task, "cancelled", None)
-        except (InvalidRequestError, MoviolaError) as err:  # can never succeed: no retry
-            self._finish(task, "failed", _error(err.code, err.message, retry=False))
-        except Exception as err:  # e.g. out of memory: another attempt may succeed
-            log.exception("%s: %s failed", self.name, task.job_id)
-            message = f"{type(err).__name__}: {err}"
-            self._finish(task, "failed", _error("generation_failed", message, retry=True))
+            self._finish(task, "done", _outcome(files))
+        except Exception as err:
+            failure = classify(err)
+            if failure is None:
+                self._finish(task, "cancelled", None)
+                return
+            if failure.retry:
+                log.exception("%s: %s failed", self.name, task.job_id)
+            self._finish(task, "failed", dataclasses.asdict(failure))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _check_output(self, files: Any, nsfw: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The output nudity check, here on the frames still in memory (as a local worker
-        runs it), not on the stored video after decoding it again; the dispatcher applies the
-        decision."""
+    def _frame_check(self, nsfw: dict[str, Any] | None) -> Any:
+        """The output nudity check a local worker runs, here on the frames still in memory
+        (not on the stored video after decoding it again); the dispatcher applies its
+        verdict. Its detector stays loaded between jobs."""
         if not nsfw:
             return None
-        from moviola.render.files import preview_frames
         from moviola.render.frame_check import FrameCheck
 
         key = (float(nsfw["threshold"]), int(nsfw["samples"]))
-        if self._frame_checks.get(key) is None:  # keeps its detector loaded between jobs
+        if self._frame_checks.get(key) is None:
             self._frame_checks[key] = FrameCheck(*key)
-        decision = self._frame_checks[key].check(
-            preview_frames(files.result), "the generated video"
-        )
-        return {
-            "blocked": decision.blocked,
-            "reason": decision.reason,
-            "source": decision.source,
-            "detail": decision.detail,
-        }
+        return self._frame_checks[key]
 
     def _progress(self, task: _Task, progress: Any) -> None:
         task.progress = max(0, min(99, int(progress.fraction * 100)))
@@ -231,39 +220,19 @@ class RenderActor:
                 self._tasks.pop(old.job_id, None)
 
 
-def _outcome(files: Any, actor: str) -> dict[str, Any]:
-    result = files.result
+def _outcome(files: Any) -> dict[str, Any]:
+    """A finished render as it travels back: each file's bytes by variant, how it was made,
+    and the frame check's verdict."""
+    moderation = files.moderation
     return {
-        "video": files.video.read_bytes(),
-        "thumbnail": files.thumbnail.read_bytes(),
-        "spritesheet": files.spritesheet.read_bytes(),
+        "files": {name: path.read_bytes() for name, path in files.paths().items()},
         "shots": [
-            {
-                "index": s.index,
-                "video": s.path.read_bytes(),
-                "start_frame": s.start_frame,
-                "frames": s.frames,
-            }
+            {"index": s.index, "start_frame": s.start_frame, "frames": s.frames}
             for s in files.shots
         ],
-        "model": result.model,
-        "summary": {
-            "seed": result.seed,
-            "render_size": list(result.render_size),
-            "frames": files.info.frames,
-            "fps": float(files.info.fps),
-            "duration": files.info.duration,
-            "segments": result.segments,
-            "steps": result.steps,
-            "guidance": result.guidance,
-            "timings": files.timings,
-            "worker": actor,
-        },
+        "summary": dataclasses.asdict(files.summary),
+        "moderation": dataclasses.asdict(moderation) if moderation is not None else None,
     }
-
-
-def _error(code: str, message: str, *, retry: bool) -> dict[str, Any]:
-    return {"code": code, "message": message, "retry": retry}
 
 
 def spawn(name: str, namespace: str, options: dict[str, Any]) -> Any:

@@ -20,22 +20,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
 from moviola.config import Settings
-from moviola.errors import MoviolaError
 from moviola.jobs import queue
 from moviola.jobs.ray.actor import ACTOR_PREFIX, actor_name, actor_of, spawn
-from moviola.store.blobs import Blobs
+from moviola.jobs.runner import JobRunner
+from moviola.render.files import RenderedFiles, RenderedShot, RenderSummary
+from moviola.render.frame_check import Decision
+from moviola.render.outcome import Failure, classify
+from moviola.store.blobs import Blobs, shot_variant, variant_path
 from moviola.store.models import Video
 
 log = logging.getLogger("moviola.dispatcher")
@@ -94,15 +95,12 @@ class RayDispatcher:
         election; `still_leading`: asks the election now (see `election.Election`)."""
         import ray
 
-        from moviola.jobs.worker import Worker
-
         self.ray = ray
         self.settings = settings
         self.sessions = sessions
         self.blobs = blobs
-        # Reads a job's inputs from the database and the blob folder exactly as a local
-        # worker would; its engine never loads anything here.
-        self._preparer = Worker(settings, sessions, blobs, name="dispatcher", device="cpu")
+        # Prepares and finishes jobs exactly as a local worker does.
+        self.runner = JobRunner(settings, sessions, blobs)
         self.options = actor_options(settings)
         self.actors: dict[str, Any] = {}
         self.loaded: dict[str, list[str]] = {}
@@ -128,9 +126,9 @@ class RayDispatcher:
                     Video.status == "in_progress", Video.lease_owner.like(f"{ACTOR_PREFIX}%")
                 )
             ).all()
-        held = {job_id: owner for job_id, owner in rows}
+        held = {job_id: owner for job_id, owner in rows if owner is not None}
         for job_id, owner in held.items():
-            name = actor_of(owner)
+            name = actor_of(owner) or owner
             tasks = {t["job_id"]: t for t in infos.get(name, {}).get("tasks", [])}
             task = tasks.get(job_id)
             if name in self.actors and task is not None and task["attempt"] == owner:
@@ -250,16 +248,21 @@ class RayDispatcher:
         if state == "done" and not flight.stopping:
             try:
                 self._store(flight)
-            except MoviolaError as err:  # signing refused, say: another attempt fares no better
-                log.error("storing %s failed: %s", flight.job_id, err)
-                self._fail(flight, err.code, err.message, retry=False)
+            except Deposed:
+                raise
+            except Exception as err:  # signing refused, the source deleted meanwhile …
+                failure = classify(err)
+                if failure is not None:
+                    log.error("storing %s failed: %s", flight.job_id, failure.message)
+                    self.runner.fail(flight.job_id, flight.owner, failure)
         elif state == "failed" and not flight.stopping:
-            self._fail(flight, answer["code"], answer["message"], retry=answer["retry"])
+            failure = Failure(answer["code"], answer["message"], retry=answer["retry"])
+            self.runner.fail(flight.job_id, flight.owner, failure)
         elif state == "unknown":
             self._lost(flight.job_id, flight.owner, f"actor {flight.actor} lost the job")
         else:  # stopped after a cancel, or finished after all: nobody wants it now
             queue.abandon(self.sessions, flight.job_id, flight.owner)
-            self._discard(flight)
+            self.runner.discard(flight.job_id, flight.owner)
         self._call(self.actors[flight.actor].forget, flight.job_id)
         return True
 
@@ -297,19 +300,20 @@ class RayDispatcher:
             return False
         flight = InFlight(job.id, owner, name, answered_at=time.time())
         try:
-            request, shots, stamp = self._preparer.prepare(job)
-        except MoviolaError as err:  # the job can never succeed (a source deleted meanwhile…)
-            self._fail(flight, err.code, err.message, retry=False)
+            prepared = self.runner.prepare(job)
+        except Exception as err:  # a source deleted meanwhile, an input the check blocks …
+            failure = classify(err)
+            assert failure is not None  # nothing was rendering: nothing to cancel
+            if failure.retry:
+                log.exception("preparing %s failed", job.id)
+            self.runner.fail(job.id, owner, failure)
             return True
-        except Exception as err:
-            log.exception("preparing %s failed", job.id)
-            self._fail(flight, "generation_failed", f"{type(err).__name__}: {err}", retry=True)
-            return True
-        flight.stamp = stamp
+        request = prepared.request
+        flight.stamp = prepared.stamp
         work = {
             "request": request,
-            "shots": shots,
-            "watermark": stamp.watermark if stamp is not None else None,
+            "shots": prepared.shots,
+            "watermark": prepared.stamp.watermark,
             "crf": self.settings.crf,
             "preset": self.settings.x264_preset,
             "nsfw": nsfw_options(self.settings),
@@ -338,6 +342,8 @@ class RayDispatcher:
     # --- internals: results -------------------------------------------------------------------
 
     def _store(self, flight: InFlight) -> None:
+        """Bring a finished job's files home into its attempt folder, then finish it as a
+        local worker would (check, sign, store, complete)."""
         actor = self.actors[flight.actor]
         try:
             outcome = self.ray.get(
@@ -349,117 +355,41 @@ class RayDispatcher:
         if outcome is None:
             self._lost(flight.job_id, flight.owner, f"actor {flight.actor} lost the result")
             return
-        stamp = flight.stamp
-        if stamp is None:  # adopted after a takeover: prepare its signing again
-            with self.sessions() as session:
-                job = session.get(Video, flight.job_id)
-            stamp = self._preparer.stamp_for(job)
-        paths = {
-            "thumbnail": self.blobs.path(flight.job_id, "thumbnail", attempt=flight.owner),
-            "spritesheet": self.blobs.path(flight.job_id, "spritesheet", attempt=flight.owner),
-        }
-        video = self.blobs.path(flight.job_id, "video", attempt=flight.owner)
-        for shot in outcome["shots"]:
-            paths[f"shot_{shot['index']}"] = video.with_name(f"video.shot{shot['index']}.mp4")
-        video.parent.mkdir(parents=True, exist_ok=True)
-        for name, path in paths.items():
-            data = outcome[name] if not name.startswith("shot_") else None
-            if data is None:
-                index = int(name.removeprefix("shot_"))
-                data = next(s["video"] for s in outcome["shots"] if s["index"] == index)
-            media.atomic_write_bytes(path, data)
-            if name.startswith("shot_") and stamp is not None:
-                stamp.sign(path, outcome["model"])
-        media.atomic_write_bytes(video, outcome["video"])  # last: its presence means whole
-        if self._output_blocked(flight, video, outcome.get("moderation")):
+        with self.sessions() as session:
+            job = session.get(Video, flight.job_id)
+        if job is None:
             return
-        credentials = stamp.sign(video, outcome["model"]) if stamp is not None else None
-        paths["video"] = video
-        record = {
-            name: {"path": str(p), "bytes": p.stat().st_size, "sha256": media.sha256_file(p)}
-            for name, p in paths.items()
-        }
-        result = dict(outcome["summary"])
-        if outcome["shots"]:
-            with self.sessions() as session:
-                asked = session.get(Video, flight.job_id).params.get("shots", [])
-            result["shots"] = [
-                {**a, "index": s["index"], "start_frame": s["start_frame"], "frames": s["frames"]}
-                for a, s in zip(asked, outcome["shots"], strict=True)
-            ]
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Video)
-                .where(Video.id == flight.job_id, Video.lease_owner == flight.owner)
-                .values(credentials=credentials, content_sha256=record["video"]["sha256"])
-            )
-        if queue.complete(
-            self.sessions,
-            flight.job_id,
-            flight.owner,
-            files=record,
-            result=result,
-            fence=self._fence,
+        # Adopted after a takeover: its signing is prepared again.
+        stamp = flight.stamp if flight.stamp is not None else self.runner.stamp_for(job)
+        video = self.blobs.path(flight.job_id, "video", attempt=flight.owner)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        for variant, data in outcome["files"].items():  # the video last: its presence means whole
+            media.atomic_write_bytes(variant_path(video, variant), data)
+        found = outcome["moderation"]
+        summary = dict(outcome["summary"], render_size=tuple(outcome["summary"]["render_size"]))
+        files = RenderedFiles(
+            video=video,
+            thumbnail=variant_path(video, "thumbnail"),
+            spritesheet=variant_path(video, "spritesheet"),
+            info=media.probe(video),
+            summary=RenderSummary(**summary),
+            shots=tuple(
+                RenderedShot(
+                    s["index"],
+                    variant_path(video, shot_variant(s["index"])),
+                    s["start_frame"],
+                    s["frames"],
+                )
+                for s in outcome["shots"]
+            ),
+            moderation=Decision(**found) if found is not None else None,
+        )
+        if self.runner.finish(
+            job, flight.owner, files, stamp, worker=flight.actor, fence=self._fence
         ):
             log.info("%s completed by %s", flight.job_id, flight.actor)
-            return
-        queue.abandon(self.sessions, flight.job_id, flight.owner)  # if it was cancelled
-        self._discard(flight)  # deleted, cancelled or taken from us meanwhile
-        if not self._still_leading():
+        elif not self._still_leading():
             raise Deposed("the election was lost")
-
-    def _output_blocked(self, flight: InFlight, video: Path, found: dict | None) -> bool:
-        """The nudity check a local worker runs on its output (`nsfw_check`), run by the actor
-        on the frames it rendered; applied here: a flagged video fails, its files kept for
-        admins, named in the audit log."""
-        if self._preparer.frame_check is None:
-            return False
-        from moviola.render.frame_check import BLOCKED, Decision
-        from moviola.store import audit
-
-        if found is not None:
-            decision = Decision(found["blocked"], found["reason"], found["source"], found["detail"])
-        else:
-            # Rare: adopted from a dispatcher that did not ask for the check (its replica had
-            # other settings); checked here then, on the stored video.
-            frames, _ = media.decode_frames(
-                video,
-                max_pixels=self.settings.max_input_pixels,
-                max_duration_s=self.settings.max_input_seconds,
-            )
-            decision = self._preparer.frame_check.check(frames, "the generated video")
-        kept = {"files": str(video.parent)} if decision.blocked else {}
-        if self.settings.audit:
-            with self.sessions() as session:
-                owner = session.get(Video, flight.job_id).owner
-            audit.record(
-                self.sessions,
-                actor=owner,
-                action="moderation",
-                video_id=flight.job_id,
-                detail={**decision.as_audit("output"), **kept},
-            )
-        if not decision.blocked:
-            return False
-        status = queue.fail(
-            self.sessions,
-            flight.job_id,
-            flight.owner,
-            code=BLOCKED,
-            message=decision.reason,
-            retry=False,
-        )
-        if status is None:
-            self._discard(flight)
-        return True
-
-    def _fail(self, flight: InFlight, code: str, message: str, *, retry: bool) -> None:
-        message = self.blobs.hide_paths(message)
-        status = queue.fail(
-            self.sessions, flight.job_id, flight.owner, code=code, message=message, retry=retry
-        )
-        if status != "queued":
-            self._discard(flight)
 
     def _lost(self, job_id: str, owner: str, reason: str) -> None:
         name = actor_of(owner)
@@ -471,24 +401,6 @@ class RayDispatcher:
             log.warning("%s; back in the queue: %s", reason, ", ".join(released))
         else:
             log.info("%s (%s had already moved on)", reason, job_id)
-
-    def _discard(self, flight: InFlight) -> None:
-        """Remove this attempt's files, unless the row points at them: a dispatcher deposed
-        without knowing it shares its attempts' folders with the one that took over, and may
-        have lost the race to complete the job to it."""
-        with self.sessions() as session:
-            row = session.get(Video, flight.job_id)
-        if row is None or row.deleted_at is not None:
-            self.blobs.remove(flight.job_id)
-            return
-        folder = self.blobs.attempt_folder(flight.job_id, flight.owner)
-        referenced = [Path(f["path"]) for f in (row.files or {}).values() if f.get("path")]
-        if any(p.is_relative_to(folder) for p in referenced):
-            log.info("%s: keeping %s, which the stored video uses", flight.job_id, folder.name)
-            return
-        if row.error_code == "moderation_blocked":  # its files are kept for admins
-            return
-        shutil.rmtree(folder, ignore_errors=True)
 
     # --- internals: housekeeping --------------------------------------------------------------
 

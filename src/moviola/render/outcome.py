@@ -1,0 +1,39 @@
+"""How a render that raised ends: one rule for every executor (local worker, Ray actor).
+
+A `MoviolaError` is the request's own fault or the operator's (a model this server lacks, a
+source deleted meanwhile, a signing identity that is refused): another attempt would fail the
+same way, so the job fails with its code. A full disk is nobody's fault and passes: the job
+goes back to the queue. Anything else (out of memory, a driver error) may pass too, and is
+retried until the job's attempts are used up. A cancelled render is not a failure at all.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from moviola.engine import GenerationCancelled
+from moviola.errors import InsufficientStorageError, MoviolaError
+
+GENERATION_FAILED = "generation_failed"
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    retry: bool
+
+
+def classify(err: BaseException) -> Failure | None:
+    """What `err` means for the job; None when the render was cancelled."""
+    if isinstance(err, GenerationCancelled):
+        return None
+    if isinstance(err, InsufficientStorageError):
+        return Failure(err.code, err.message, retry=True)
+    if isinstance(err, OSError) and err.errno in _DISK_FULL:
+        return Failure(InsufficientStorageError.code, "the data dir's disk is full", retry=True)
+    if isinstance(err, MoviolaError):
+        return Failure(err.code, err.message, retry=False)
+    return Failure(GENERATION_FAILED, f"{type(err).__name__}: {err}", retry=True)
