@@ -6,6 +6,11 @@ prints one line and the API answers in the OpenAI error envelope without guessin
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
 
 class MoviolaError(Exception):
     """A clear, user-facing failure. `str(err)` is the one-line reason."""
@@ -75,3 +80,18 @@ class InsufficientStorageError(MoviolaError):
     the request may succeed once space is freed (the API answers 507)."""
 
     code = "insufficient_storage"
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it was raised from, is a write refused for want of space:
+    the system's ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which SQLAlchemy
+    wraps)."""
+    for _ in range(8):  # chains are short; a cycle must not hang the answer
+        if err is None:
+            return False
+        if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(err, sqlite3.Error) and "database or disk is full" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from moviola.config import Settings
 from moviola.jobs import queue
 from moviola.jobs.ray.actor import actor_name
-from moviola.jobs.ray.dispatcher import InFlight, RayDispatcher
+from moviola.jobs.ray.dispatcher import RayDispatcher
 from moviola.jobs.ray.election import Election
 from moviola.store import db
 from moviola.store.blobs import Blobs
@@ -108,7 +108,7 @@ def test_a_dispatcher_never_deletes_the_files_the_completed_video_uses(front, pa
 
     # A deposed dispatcher that collected the same attempt, and lost the race to complete it.
     loser = RayDispatcher(settings, sessions, blobs)
-    loser._discard(InFlight(video.id, owner, "moviola-render-0"))
+    loser.runner.discard(video.id, owner)
     assert path.read_bytes() == b"the finished video"
 
     # An attempt the row does not use is still cleaned up.
@@ -116,7 +116,7 @@ def test_a_dispatcher_never_deletes_the_files_the_completed_video_uses(front, pa
     stray = blobs.path(video.id, "video", attempt=other)
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"a stray render")
-    loser._discard(InFlight(video.id, other, "moviola-render-1"))
+    loser.runner.discard(video.id, other)
     assert not stray.parent.exists()
     assert path.is_file()
 

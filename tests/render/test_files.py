@@ -1,6 +1,7 @@
 """Rendering a request to files: what the CLI and the workers share."""
 
 import pytest
+from PIL import Image
 
 from moviola import media
 from moviola.engine import CancelToken, GenerationCancelled, GenerationRequest, Stage
@@ -16,6 +17,8 @@ def test_render_writes_the_three_files_at_the_requested_size(engine, tmp_path):
     info = media.probe(files.video)
     assert (info.width, info.height, info.frames, info.fps) == (320, 180, 16, 16)
     assert files.info == info
+    with Image.open(files.thumbnail) as thumbnail:  # the video's shape, not the render size's
+        assert thumbnail.size == (320, 180)
     assert set(files.timings) >= {"loading", "denoising", "decoding", "writing"}
     fractions = [r.fraction for r in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

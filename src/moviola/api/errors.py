@@ -10,10 +10,10 @@ Unexpected errors are logged with the request id and answered without internals.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,11 +33,11 @@ from moviola.errors import (
     ServiceUnavailableError,
     TooLargeError,
     TooManyRequestsError,
+    is_disk_full,
 )
 
 log = logging.getLogger("moviola.api")
 
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 DISK_FULL = "the server's disk is full: nothing was saved; try again once its operator frees space"
 
 
@@ -56,7 +56,7 @@ def error_response(
     type: str = "invalid_request_error",
     param: str | None = None,
     code: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": type, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -110,7 +110,7 @@ async def validation_error(request: Request, err: Exception) -> JSONResponse:
     return error_response(400, message, param=param, code="invalid_value")
 
 
-def describe(errors: list[Any]) -> tuple[str, str | None]:
+def describe(errors: Sequence[Any]) -> tuple[str, str | None]:
     if not errors:
         return "the request is not valid", None
     first = errors[0]
@@ -141,21 +141,6 @@ async def http_error(request: Request, err: Exception) -> JSONResponse:
     else:
         message, code = str(err.detail), None
     return error_response(err.status_code, message, code=code, headers=err.headers)
-
-
-def is_disk_full(err: BaseException | None) -> bool:
-    """Whether `err`, or an error it was raised from, is a write refused for want of space:
-    the system's ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which SQLAlchemy
-    wraps)."""
-    for _ in range(8):  # chains are short; a cycle must not hang the answer
-        if err is None:
-            return False
-        if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
-            return True
-        if isinstance(err, sqlite3.Error) and "database or disk is full" in str(err):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def insufficient_storage(request: Request, err: Exception, message: str) -> JSONResponse:

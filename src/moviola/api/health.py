@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.api.auth import identify
 from moviola.config import Settings
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 router = APIRouter(tags=["operations"])
 
-STATUSES = ("queued", "in_progress", "completed", "failed")
+STATUSES = tuple(VideoStatus)
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # Rows completed up to this long before the newest one seen are read again, in case a slower
 # transaction committed them late; ids already counted are skipped.
@@ -76,7 +76,7 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
         database = f"unreachable: {type(err).__name__}"
         reasons.append(f"the database does not answer ({type(err).__name__})")
 
-    workers = []
+    workers: list[WorkerHealth] = []
     try:
         workers = [
             WorkerHealth(
@@ -85,15 +85,15 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
                 alive=w.alive,
                 restarts=w.restarts,
                 current_job=getattr(w, "current_job", None),
-            ).model_dump()
+            )
             for w in state.background.supervisor.status()
         ]
     except Exception as err:
         reasons.append(f"the worker status is unknown ({type(err).__name__})")
-    if any(w["current_job"] for w in workers) and not _sees_jobs(request):
+    if any(w.current_job for w in workers) and not _sees_jobs(request):
         for worker in workers:
-            worker["current_job"] = None
-    alive = sum(w["alive"] for w in workers)
+            worker.current_job = None
+    alive = sum(w.alive for w in workers)
     expected = state.settings.workers
     executor = None
     if state.settings.executor == "ray":
@@ -214,7 +214,7 @@ class Collector:
             since = self._newest - OVERLAP_S if self._newest else None
             query = select(
                 Video.id, Video.created_at, Video.started_at, Video.completed_at, Video.result
-            ).where(Video.status == "completed", Video.completed_at.is_not(None))
+            ).where(Video.status == VideoStatus.COMPLETED, Video.completed_at.is_not(None))
             if since is not None:
                 query = query.where(Video.completed_at >= since)
             for video_id, created, started, completed, result in session.execute(query):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from moviola.errors import TooManyRequestsError
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, clock=time.monotonic):
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
         self._buckets: dict[str | None, tuple[float, float]] = {}  # owner → (tokens, at)

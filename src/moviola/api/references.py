@@ -124,7 +124,9 @@ async def _fetch(url: str, max_bytes: int, allow_private: bool) -> bytes:
     param = f"{PARAM}.image_url"
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            target, headers, extensions = url, {}, {}
+            target = url
+            headers: dict[str, str] = {}
+            extensions: dict[str, str] = {}
             if not allow_private:
                 target, headers, extensions = await pinned(url)
             request = client.build_request("GET", target, headers=headers)

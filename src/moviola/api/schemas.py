@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from moviola.jobs.fields import EXTRA_FIELDS, fields_for
-from moviola.store.models import Character, Video, VideoKind
+from moviola.store.models import Character, Video, VideoKind, VideoStatus
 
 
 def _text(value: Any) -> Any:
@@ -60,8 +60,12 @@ def _options(kind: VideoKind) -> type[MoviolaOptions]:
 
 
 class ImageReference(BaseModel):
-    image_url: str | None = Field(None, description="A data: URL, or an http(s) URL to fetch.")
-    file_id: str | None = Field(None, description="Not supported: Moviola has no Files API.")
+    image_url: str | None = Field(
+        default=None, description="A data: URL, or an http(s) URL to fetch."
+    )
+    file_id: str | None = Field(
+        default=None, description="Not supported: Moviola has no Files API."
+    )
 
 
 class VideoReference(BaseModel):
@@ -183,7 +187,16 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-_RENDER_KEYS = ("render_size", "frames", "fps", "duration", "segments", "steps", "guidance")
+_RenderKey = Literal["render_size", "frames", "fps", "duration", "segments", "steps", "guidance"]
+_RENDER_KEYS: tuple[_RenderKey, ...] = (
+    "render_size",
+    "frames",
+    "fps",
+    "duration",
+    "segments",
+    "steps",
+    "guidance",
+)
 
 
 def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
@@ -193,9 +206,14 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
     before the sweeper has written it to the row.
     """
     result = row.result or {}
-    failed = row.status == "failed"
+    failed = row.status == VideoStatus.FAILED
     expires_at = row.expires_at
-    if expires_at is None and retention_s > 0 and row.status == "completed" and row.completed_at:
+    if (
+        expires_at is None
+        and retention_s > 0
+        and row.status == VideoStatus.COMPLETED
+        and row.completed_at
+    ):
         expires_at = row.completed_at + retention_s
     return {
         "id": row.id,

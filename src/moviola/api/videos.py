@@ -79,7 +79,8 @@ async def call(function: Callable[..., Any], *args: Any, media_param: str, **kwa
     except MoviolaError as err:
         if isinstance(err, MediaError) and err.param is None:
             err.param = media_param
-        err.param = WIRE_PARAMS.get(err.param, err.param)
+        if err.param is not None:
+            err.param = WIRE_PARAMS.get(err.param, err.param)
         raise
 
 
@@ -200,7 +201,7 @@ async def extend_video(request: Request, caller: Caller = Depends(authenticate))
 async def from_source(
     request: Request,
     caller: Caller,
-    model: type[Model],
+    model: type[EditVideoRequest],
     action: str,
     *,
     with_seconds: bool = False,

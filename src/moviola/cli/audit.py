@@ -4,7 +4,7 @@ as a table, or export it as JSON Lines or CSV."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -72,13 +72,14 @@ def _time(value: str | None, name: str) -> float | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(value)
+        # Python 3.10's fromisoformat does not read the "Z" suffix.
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequestError(
             f"--{name} must be an ISO 8601 date or time, e.g. 2026-03-01 or 2026-03-01T12:00",
             param=name,
         ) from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _table(entries: list[dict]) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from moviola.cli.failures import one_line_errors
+
+if TYPE_CHECKING:
+    from moviola.config import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The Ray cluster that renders (executor = ray).")
 
@@ -72,12 +76,12 @@ def status(
         console.print(table)
 
 
-def _queue(settings) -> tuple[int, int, str | None]:
+def _queue(settings: Settings) -> tuple[int, int, str | None]:
     from sqlalchemy import func, select
 
     from moviola.jobs.ray.election import Election
     from moviola.store import db
-    from moviola.store.models import Video
+    from moviola.store.models import Video, VideoStatus
 
     engine = db.connect(settings.db_url)
     try:
@@ -94,10 +98,12 @@ def _queue(settings) -> tuple[int, int, str | None]:
     election = Election(settings.db_url)
     holder = election.holder()
     election.resign()
-    return counts.get("queued", 0), counts.get("in_progress", 0), holder
+    return counts.get(VideoStatus.QUEUED, 0), counts.get(VideoStatus.IN_PROGRESS, 0), holder
 
 
-def _cluster(address: str, namespace: str) -> tuple[list[dict], list[tuple[str, dict | None]]]:
+def _cluster(
+    address: str, namespace: str
+) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any] | None]]]:
     import ray
 
     from moviola.jobs.ray.actor import ACTOR_PREFIX

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
-def open_sessions() -> Any:
+def open_sessions() -> sessionmaker[Session]:
     """A session factory on the configured database, its schema brought up to date first
     (a command may be the first thing run against a fresh data dir)."""
     from moviola.config import get_settings

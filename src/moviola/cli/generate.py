@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from moviola.cli.failures import one_line_errors
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from moviola.config import Settings
+    from moviola.engine.catalogue import ModelSpec
+    from moviola.engine.loading import Offload
+    from moviola.render.files import RenderedFiles
 
 
 def generate(
@@ -56,7 +65,6 @@ def generate(
             raise InvalidRequestError(
                 f"--offload must be one of {', '.join(OFFLOAD_MODES)}", param="offload"
             )
-        limits = dict(max_pixels=settings.max_input_pixels)
         request = GenerationRequest(
             prompt=prompt,
             model=model_id,
@@ -69,7 +77,7 @@ def generate(
             guidance=guidance,
             seed=seed,
             strength=strength,
-            image=media.load_image(image, **limits) if image else None,
+            image=media.load_image(image, max_pixels=settings.max_input_pixels) if image else None,
             video=_read_video(video, settings) if video else None,
             extend=_read_video(extend, settings) if extend else None,
             max_prompt_chars=settings.max_prompt_chars,
@@ -79,7 +87,7 @@ def generate(
             models_dir=settings.models_path,
             placement=Placement(
                 device or settings.device,
-                offload,
+                cast("Offload", offload),  # one of OFFLOAD_MODES, checked above
                 settings.vae_tiling if vae_tiling is None else vae_tiling,
             ),
         )
@@ -103,7 +111,7 @@ def generate(
         _report(Console(), seal(files, stamp), plan.spec)
 
 
-def _read_video(path: Path, settings) -> object:
+def _read_video(path: Path, settings: Settings) -> np.ndarray:
     from moviola import media
 
     frames, _ = media.decode_frames(
@@ -119,7 +127,7 @@ def _default_name(prompt: str, seed: int) -> str:
     return f"{slug}-{seed}.mp4"
 
 
-def _report(console: Console, files, spec) -> None:
+def _report(console: Console, files: RenderedFiles, spec: ModelSpec) -> None:
     result, info = files.summary, files.info
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")

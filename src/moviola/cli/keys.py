@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,13 +11,16 @@ from rich.table import Table
 
 from moviola.cli.failures import one_line_errors
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
 app = typer.Typer(
     help="API keys: create one per app or person, list them, revoke one.",
     no_args_is_help=True,
 )
 
 
-def _sessions():
+def _sessions() -> sessionmaker[Session]:
     from moviola.cli.database import open_sessions
 
     return open_sessions()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,13 +11,16 @@ from rich.table import Table
 
 from moviola.cli.failures import one_line_errors
 
+if TYPE_CHECKING:
+    from moviola.engine.catalogue import ModelSpec
+
 app = typer.Typer(
     help="The model catalogue: what is known, what is installed, fetching weights.",
     no_args_is_help=True,
 )
 
 
-def _installed(spec, models_dir: Path) -> str:
+def _installed(spec: ModelSpec, models_dir: Path) -> str:
     """'built in', 'local', 'cached' or '' — without touching the network."""
     if (models_dir / spec.id / "model_index.json").is_file():
         return "local"

@@ -5,25 +5,40 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 import typer
 
 from moviola.cli.failures import one_line_errors
 
+if TYPE_CHECKING:
+    from moviola.config import Settings
+
+
+class _Given(TypedDict, total=False):
+    """The settings given as options: they override the environment and moviola.toml."""
+
+    host: str
+    port: int
+    data_dir: Path
+    workers: int
+    executor: Literal["local", "ray"]
+    ray_address: str
+
 
 def serve(
-    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port to listen on (default 8000)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Database, videos and models."),
-    workers: int = typer.Option(
+    host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default 8000)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Database, videos and models."),
+    workers: int | None = typer.Option(
         None,
         help="Worker processes (default 1); 0 serves the API and leaves rendering to "
         "`moviola worker` processes elsewhere.",
     ),
-    executor: str = typer.Option(
+    executor: str | None = typer.Option(
         None, help="local (worker processes here, the default) or ray (a Ray cluster)."
     ),
-    ray_address: str = typer.Option(
+    ray_address: str | None = typer.Option(
         None, "--ray-address", help="HOST:PORT of the Ray head, with --executor ray."
     ),
 ) -> None:
@@ -39,15 +54,20 @@ def serve(
         from moviola.errors import InvalidRequestError
         from moviola.server import create_app
 
-        given = {
-            "host": host,
-            "port": port,
-            "data_dir": data_dir,
-            "workers": workers,
-            "executor": executor,
-            "ray_address": ray_address,
-        }
-        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        given: _Given = {}
+        if host is not None:
+            given["host"] = host
+        if port is not None:
+            given["port"] = port
+        if data_dir is not None:
+            given["data_dir"] = data_dir
+        if workers is not None:
+            given["workers"] = workers
+        if executor is not None:
+            given["executor"] = cast(Literal["local", "ray"], executor)  # Settings checks it
+        if ray_address is not None:
+            given["ray_address"] = ray_address
+        settings = Settings(**given)
         if settings.workers < 0:
             raise InvalidRequestError("--workers must be 0 or more", param="workers")
         if settings.executor == "ray" and not settings.ray_address:
@@ -80,13 +100,13 @@ def binds_loopback(host: str) -> bool:
     if is_loopback(host):
         return True
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return False
     return bool(addresses) and all(is_loopback(address) for address in addresses)
 
 
-def _has_keys(settings) -> bool:
+def _has_keys(settings: Settings) -> bool:
     from moviola.store import db, keys
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,14 +20,21 @@ from rich.progress import (
 
 from moviola.cli.failures import one_line_errors
 
+if TYPE_CHECKING:
+    from moviola.config import Settings
+    from moviola.importer.library import Outcome
+    from moviola.importer.report import Report
+    from moviola.importer.sources import Candidate
+    from moviola.store.models import Video
 
-def _settings(data_dir: Path | None):
+
+def _settings(data_dir: Path | None) -> Settings:
     if data_dir is not None:
         # Before reading the settings: the data dir's moviola.toml is one of their sources.
         os.environ["MOVIOLA_DATA_DIR"] = str(data_dir)
     from moviola.config import Settings
 
-    return Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
 
 
 def _human(count: float) -> str:
@@ -121,7 +129,7 @@ def import_videos(
                         listed += 1
                         bar.update(task, total=listed)
 
-                    candidates: Iterable = found.candidates
+                    candidates: Iterable[Candidate] = found.candidates
                     if api is not None:
                         # Imported as they are listed: the total grows as the pages come in.
                         candidates = itertools.chain(
@@ -138,7 +146,7 @@ def import_videos(
                         done_bytes += count
                         show()
 
-                    def on_outcome(outcome) -> None:
+                    def on_outcome(outcome: Outcome) -> None:
                         key = {"would_import": done_word, "imported": done_word}.get(
                             outcome.status, outcome.status
                         )
@@ -164,13 +172,13 @@ def import_videos(
             raise typer.Exit(1)
 
 
-def _counted(candidates: Iterator, grow: Callable[[], None]) -> Iterator:
+def _counted(candidates: Iterator[Candidate], grow: Callable[[], None]) -> Iterator[Candidate]:
     for candidate in candidates:
         grow()
         yield candidate
 
 
-def _summary(report) -> None:
+def _summary(report: Report) -> None:
     out = Console(highlight=False, soft_wrap=True)  # piped: a line per line
     counts = report.counts()
     if report.dry_run:
@@ -257,7 +265,7 @@ def export_videos(
         with _bar(console) as bar:
             task = bar.add_task("exporting", total=len(rows), bytes="", tally="")
 
-            def on_video(row, sent: int) -> None:
+            def on_video(row: Video, sent: int) -> None:
                 nonlocal done
                 done += sent
                 bar.update(task, advance=1, bytes=f"{_human(done)} / {_human(total)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -63,7 +64,7 @@ def verify(
             )
         if as_json:
             typer.echo(json.dumps(credentials, indent=2))
-        elif credentials is None:
+        elif credentials is None or store is None:
             console.print(f"{file}: [bold]no content credentials[/]")
         else:
             _print(console, file, credentials, store)
@@ -75,7 +76,9 @@ def verify(
         raise typer.Exit(EXIT_UNTRUSTED)
 
 
-def _print(console: Console, file: Path, credentials: dict, store: dict) -> None:
+def _print(
+    console: Console, file: Path, credentials: dict[str, Any], store: dict[str, Any]
+) -> None:
     from moviola.media import provenance
 
     state = credentials["state"]

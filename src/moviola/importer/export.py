@@ -24,7 +24,7 @@ from moviola.config import Settings
 from moviola.errors import InvalidRequestError
 from moviola.importer import manifest
 from moviola.media import formats
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 
 @dataclass
@@ -40,7 +40,9 @@ class Filters:
     search: str | None = None  # a piece of the prompt, any case
 
     def query(self) -> Any:
-        query = select(Video).where(Video.status == "completed", Video.deleted_at.is_(None))
+        query = select(Video).where(
+            Video.status == VideoStatus.COMPLETED, Video.deleted_at.is_(None)
+        )
         if not self.all_owners:
             query = query.where(
                 Video.owner.is_(None) if self.owner is None else Video.owner == self.owner

@@ -39,7 +39,7 @@ from moviola.importer import lineage, manifest, rows, staging
 from moviola.importer.container import Container, read_container
 from moviola.importer.metadata import container_tags, credentials_hints
 from moviola.importer.previews import preview_image, write_previews
-from moviola.importer.sources import Candidate, open_local
+from moviola.importer.sources import Candidate, Stream, open_local
 from moviola.media import formats
 from moviola.store.blobs import Blobs
 from moviola.store.models import ApiKey, Video
@@ -263,7 +263,7 @@ class Library:
     def _stage(self, candidate: Candidate, on_bytes: Any) -> Path:
         name = hashlib.sha256(candidate.location.encode()).hexdigest()
         target = self._staging.folder() / f"{name}.part"
-        with candidate.open() as stream, open(target, "wb") as out:
+        with _open(candidate) as stream, open(target, "wb") as out:
             staging.copy(stream, out, on_bytes)
             out.flush()
             os.fsync(out.fileno())
@@ -272,13 +272,13 @@ class Library:
     def _dry_stream(self, candidate: Candidate, outcome: Outcome, on_bytes: Any) -> Outcome:
         """A dry run of an archive entry: hash and probe it straight from the archive."""
         digest = hashlib.sha256()
-        with candidate.open() as stream:
+        with _open(candidate) as stream:
             outcome.bytes = staging.copy(stream, digest, on_bytes)
         outcome.sha256 = digest.hexdigest()
         duplicate = self._duplicate(outcome.sha256, candidate)
         if duplicate is not None:
             raise _Duplicate(duplicate)
-        with candidate.open() as stream:
+        with _open(candidate) as stream:
             media.probe(io.BytesIO(stream.read()) if not stream.seekable() else stream)
         outcome.status = "would_import"
         outcome.found = dict(candidate.metadata.found)
@@ -440,6 +440,13 @@ class _Duplicate(Exception):
     def __init__(self, video_id: str, reason: str | None = None):
         self.video_id = video_id
         self.reason = reason
+
+
+def _open(candidate: Candidate) -> Stream:
+    """The candidate's bytes, for reading (a refused one has none to read)."""
+    if candidate.open is None:
+        raise ValueError(f"{candidate.location} cannot be read")
+    return candidate.open()
 
 
 def _record(path: Path, mime: str, sha: str | None = None) -> dict[str, Any]:

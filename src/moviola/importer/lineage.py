@@ -36,14 +36,16 @@ def link(sessions: sessionmaker[Session], mine: Any) -> Lineage:
         waiting = list(session.execute(select(Video).where(mine, _unresolved())).scalars())
     if not waiting:
         return done
-    wanted = {str(row.origin[key]) for row in waiting for _, key in LINKS if _wants(row, key)}
+    wanted = {
+        str((row.origin or {})[key]) for row in waiting for _, key in LINKS if _wants(row, key)
+    }
     by_original = _parents(sessions, mine, wanted)
     for row in waiting:
         updates = {}
         for column, key in LINKS:
             if not _wants(row, key) or getattr(row, column) is not None:
                 continue
-            target = by_original.get(str(row.origin[key]))
+            target = by_original.get(str((row.origin or {})[key]))
             if target is None:
                 done.missing += 1
                 continue

@@ -15,9 +15,10 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -128,19 +129,50 @@ def parse_time(value: Any) -> float | None:
     if re.fullmatch(r"\d{1,20}(\.\d{1,9})?", text):
         return parse_time(float(text))
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = _fromisoformat(text.replace("Z", "+00:00"))
         if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+            when = when.replace(tzinfo=timezone.utc)
         return when.timestamp()
     except (ValueError, OverflowError):
         return None
+
+
+if sys.version_info >= (3, 11):
+    _fromisoformat = datetime.fromisoformat
+else:
+    # What Python 3.11 reads beyond 3.10 (which reads only what `isoformat` writes): any number
+    # of fractional digits, a comma before them, basic-format dates and times, offsets of
+    # hours alone or without a colon.
+    _ISO_8601 = re.compile(
+        r"(\d{4})-?(\d{2})-?(\d{2})"
+        r"(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?"
+        r"(?:([+-])(\d{2})(?::?(\d{2}))?)?)?",
+        re.ASCII,
+    )
+
+    def _fromisoformat(text: str) -> datetime:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            match = _ISO_8601.fullmatch(text)
+            if match is None:
+                raise
+        year, month, day, hour, minute, second, fraction, sign, zone_h, zone_m = match.groups()
+        normal = f"{year}-{month}-{day}"
+        if hour is not None:
+            normal += f"T{hour}:{minute or '00'}:{second or '00'}"
+            if fraction:
+                normal += "." + fraction[:6].ljust(6, "0")
+            if sign:
+                normal += f"{sign}{zone_h}:{zone_m or '00'}"
+        return datetime.fromisoformat(normal)
 
 
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     try:
-        return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+        return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
     except (OverflowError, ValueError, OSError):  # a row written before dates were checked
         return None
 

@@ -11,12 +11,12 @@ import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from moviola import media
 from moviola.errors import MediaError
+from moviola.importer.sources import Stream
 from moviola.media import formats
 from moviola.media.probe import OPEN_OPTIONS
 
@@ -62,7 +62,7 @@ def write_previews(video: Path, info: media.VideoInfo, thumbnail: Path, sprite: 
         media.write_spritesheet(frames, sprite, size=info.size)
 
 
-def preview_image(opener: Callable[[], IO[bytes]]) -> tuple[bytes, str]:
+def preview_image(opener: Callable[[], Stream]) -> tuple[bytes, str]:
     """A source's own preview image, checked: its bytes and media type. Raises MediaError when
     it is too large (in bytes or pixels), not a WebP, JPEG or PNG, or damaged."""
     from PIL import Image

@@ -10,16 +10,18 @@ circles, or answers with something that is not a listing, ends the listing with 
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from functools import partial
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from moviola.errors import MoviolaError
 from moviola.importer.metadata import Recovered
-from moviola.importer.sources import Candidate
+from moviola.importer.sources import Candidate, Stream
 
 MAX_ATTEMPTS = 6
 FIRST_PAUSE_S = 0.5
@@ -95,7 +97,7 @@ class VideosApi:
             f"{self.base_url}/videos: more than {self.max_pages} pages of {self.page_size}"
         )
 
-    def download(self, video_id: str, variant: str) -> IO[bytes]:
+    def download(self, video_id: str, variant: str) -> Stream:
         """A readable stream of one variant's bytes (retried until the response starts); one
         over `max_bytes` is cut off with an error."""
         request = self.client.build_request(
@@ -140,7 +142,7 @@ class VideosApi:
             open=lambda: self.download(video_id, "video"),
             metadata=recovered,
             previews={
-                variant: (lambda variant=variant: self.download(video_id, variant))
+                variant: partial(self.download, video_id, variant)
                 for variant in ("thumbnail", "spritesheet")
             },
             skipped=skipped,
@@ -276,6 +278,9 @@ class _Body:
 
     def seekable(self) -> bool:
         return False
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        raise io.UnsupportedOperation("a download is read once, from its start")
 
     def close(self) -> None:
         self.response.close()

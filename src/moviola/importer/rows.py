@@ -14,7 +14,7 @@ from moviola.importer import manifest
 from moviola.importer.container import Container
 from moviola.importer.metadata import iso
 from moviola.importer.sources import Candidate
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoKind, VideoStatus
 
 
 def build(
@@ -79,8 +79,8 @@ def build(
         id=video_id,
         seq=time.time_ns(),
         owner=owner,
-        kind="import",
-        status="completed",
+        kind=VideoKind.IMPORT,
+        status=VideoStatus.COMPLETED,
         progress=100,
         stage="done",
         model=model[:200],

@@ -29,7 +29,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Protocol
 
 from moviola.importer import manifest
 from moviola.importer.metadata import (
@@ -59,6 +60,33 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # How reading an archive's entry fails: damaged, encrypted, an unknown compression, a full disk.
 _UNREADABLE = (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 _ENCRYPTED = 0x1  # a ZIP entry's flag bit: its stored bytes are not the archive inside it
+# A ZIP entry's local header: its signature and fixed fields, the last two the lengths of the
+# name and the extra field that follow it (APPNOTE.TXT 4.3.7).
+_LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+_LOCAL_HEADER_SIZE = 30
+
+
+class Stream(Protocol):
+    """A file of bytes being imported, read from its start: a file, an archive's entry, an
+    archive stored in another, or a download (which cannot seek)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int: ...
+
+    def seekable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Stream: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 @dataclass
@@ -69,10 +97,10 @@ class Candidate:
     name: str  # the file name (its suffix is only a hint: the bytes decide)
     source: str  # folder | zip | export | api
     size: int | None
-    open: Callable[[], IO[bytes]] | None
+    open: Callable[[], Stream] | None
     metadata: Recovered = field(default_factory=Recovered)
     local_path: Path | None = None  # set when the bytes are a plain file on this machine
-    previews: dict[str, Callable[[], IO[bytes]]] = field(default_factory=dict)
+    previews: dict[str, Callable[[], Stream]] = field(default_factory=dict)
     export_entry: dict[str, Any] | None = None
     refused: str | None = None  # why it must not be read at all (a failure)
     skipped: str | None = None  # why there is nothing to import (not a failure)
@@ -135,7 +163,7 @@ def _walk_zip(path: Path, found: Found) -> None:
     _walk_archive(file, str(path), found, depth=1)
 
 
-def _walk_archive(file: IO[bytes], label: str, found: Found, depth: int) -> None:
+def _walk_archive(file: Stream, label: str, found: Found, depth: int) -> None:
     """The archive in `file` (owned from here on: closed with the walk)."""
     found._closers.append(file.close)
     try:
@@ -291,7 +319,7 @@ def open_local(path: Path) -> IO[bytes]:
 class _ZipTree(_Tree):
     source = "zip"
 
-    def __init__(self, label: str, archive: zipfile.ZipFile, file: IO[bytes]):
+    def __init__(self, label: str, archive: zipfile.ZipFile, file: Stream):
         self.label = label
         self.archive = archive
         self.file = file  # what `archive` reads: a file, or a part of the archive around it
@@ -326,7 +354,7 @@ class _ZipTree(_Tree):
     def refused(self, name: PurePosixPath) -> str | None:
         return self._refused.get(name)
 
-    def open_archive(self, name: PurePosixPath) -> IO[bytes]:
+    def open_archive(self, name: PurePosixPath) -> Stream:
         """An entry that is an archive itself, as a file to open it from."""
         info = self._infos[name]
         if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & _ENCRYPTED:
@@ -341,15 +369,15 @@ class _ZipTree(_Tree):
         return copy
 
 
-def _data_offset(file: IO[bytes], info: zipfile.ZipInfo) -> int:
+def _data_offset(file: Stream, info: zipfile.ZipInfo) -> int:
     """Where an entry's bytes start in its archive: after its local header, whose name and
     extra field need not be as long as the central directory's."""
     file.seek(info.header_offset)
-    header = file.read(zipfile.sizeFileHeader)
-    if len(header) < zipfile.sizeFileHeader or header[:4] != zipfile.stringFileHeader:
+    header = file.read(_LOCAL_HEADER_SIZE)
+    if len(header) < _LOCAL_HEADER_SIZE or header[:4] != _LOCAL_HEADER_SIGNATURE:
         raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
     name_length, extra_length = struct.unpack("<HH", header[26:30])
-    return info.header_offset + zipfile.sizeFileHeader + name_length + extra_length
+    return info.header_offset + _LOCAL_HEADER_SIZE + name_length + extra_length
 
 
 class _Part(io.RawIOBase):
@@ -357,7 +385,7 @@ class _Part(io.RawIOBase):
     another, read in place. Every read seeks first, as `zipfile` does, so the two can share
     `file`."""
 
-    def __init__(self, file: IO[bytes], start: int, size: int):
+    def __init__(self, file: Stream, start: int, size: int):
         self.file, self.start, self.size, self.pos = file, start, size, 0
 
     def readable(self) -> bool:

@@ -22,10 +22,13 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from moviola import media
 from moviola.errors import MediaError
+
+if TYPE_CHECKING:
+    from moviola.importer.sources import Stream
 
 MARKER = ".importing"
 STAGING_PREFIX = ".import-"
@@ -187,7 +190,7 @@ class _HashingWriter:
         return self.out.write(data)
 
 
-def copy(stream: IO[bytes], out: Any, on_bytes: Any = None) -> int:
+def copy(stream: Stream, out: Any, on_bytes: Any = None) -> int:
     """Copy `stream` into `out` (a file, or a hash) in chunks; returns how many bytes."""
     total = 0
     while chunk := stream.read(_COPY_CHUNK):

@@ -13,6 +13,7 @@ Everything here is off unless configured; the detector loads once per worker pro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import re
@@ -129,7 +130,7 @@ class _Endpoint:
     httpx's timeouts bound each read, so an endpoint that trickles a byte at a time could hold
     a request for ever; cancelling the request at the deadline cannot be done from a blocking
     call. The client therefore lives on an event loop of its own (a daemon thread, started on
-    first use) where `asyncio.timeout` cancels the exchange wherever it is.
+    first use) where `asyncio.wait_for` cancels the exchange wherever it is.
     """
 
     def __init__(self, url: str, timeout_s: float):
@@ -146,9 +147,9 @@ class _Endpoint:
         # The coroutine ends itself at the deadline; the margin only covers a stalled loop.
         try:
             return future.result(self.timeout + 5)
-        except TimeoutError:
+        except (TimeoutError, concurrent.futures.TimeoutError):  # one class from Python 3.11
             future.cancel()
-            raise
+            raise TimeoutError(f"no answer within {self.timeout:g} s") from None
 
     def close(self) -> None:
         with self._lock:
@@ -158,23 +159,28 @@ class _Endpoint:
             loop.call_soon_threadsafe(loop.stop)
 
     async def _exchange(self, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+        try:
+            return await asyncio.wait_for(self._send(body, headers), self.timeout)
+        except asyncio.TimeoutError:  # not yet the builtin TimeoutError on Python 3.10
+            raise TimeoutError(f"no answer within {self.timeout:g} s") from None
+
+    async def _send(self, body: dict[str, Any], headers: dict[str, str]) -> bytes:
         assert self._client is not None
-        async with asyncio.timeout(self.timeout):
-            request = self._client.build_request("POST", self.url, json=body, headers=headers)
-            response = await self._client.send(request, stream=True)
-            try:
-                response.raise_for_status()
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-                    raise _TooLarge(f"an answer of {int(declared):,} bytes")
-                answer = bytearray()
-                async for chunk in response.aiter_bytes():
-                    answer += chunk
-                    if len(answer) > MAX_ANSWER_BYTES:
-                        raise _TooLarge(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
-                return bytes(answer)
-            finally:
-                await response.aclose()
+        request = self._client.build_request("POST", self.url, json=body, headers=headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            response.raise_for_status()
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise _TooLarge(f"an answer of {int(declared):,} bytes")
+            answer = bytearray()
+            async for chunk in response.aiter_bytes():
+                answer += chunk
+                if len(answer) > MAX_ANSWER_BYTES:
+                    raise _TooLarge(f"an answer over {MAX_ANSWER_BYTES:,} bytes")
+            return bytes(answer)
+        finally:
+            await response.aclose()
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:

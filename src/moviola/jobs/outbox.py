@@ -26,9 +26,10 @@ import logging
 import random
 import secrets
 import time
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
@@ -39,7 +40,8 @@ from moviola.store.models import WebhookEvent
 log = logging.getLogger("moviola.webhooks")
 
 SECRET_PREFIX = "whsec_"
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+READ_TIMEOUT_S = 10.0
+TIMEOUT = httpx.Timeout(READ_TIMEOUT_S, connect=5.0)
 # Seconds before retry n (after the n-th failed attempt); the last value repeats. Twelve
 # attempts span about a day, long enough to ride out a receiver's outage or redeploy.
 BACKOFF_S = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 21600)
@@ -96,10 +98,16 @@ class Outbox(Periodic):
         now = time.time()
         if not self.urls:
             with self.sessions.begin() as session:
-                done = session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.delivered_at.is_(None), WebhookEvent.next_attempt_at <= now)
-                    .values(delivered_at=now)
+                done = cast(
+                    CursorResult[Any],
+                    session.execute(
+                        update(WebhookEvent)
+                        .where(
+                            WebhookEvent.delivered_at.is_(None),
+                            WebhookEvent.next_attempt_at <= now,
+                        )
+                        .values(delivered_at=now)
+                    ),
                 )
             return done.rowcount or 0
         with self.sessions() as session:
@@ -132,7 +140,7 @@ class Outbox(Periodic):
         dies mid-send, the event simply becomes due again.
         """
         now = time.time()
-        hold = 60 + TIMEOUT.read * len(self.urls)
+        hold = 60 + READ_TIMEOUT_S * len(self.urls)
         with self.sessions.begin() as session:
             claimed = session.execute(
                 update(WebhookEvent)

@@ -347,6 +347,32 @@ def _finish_attempt(
     return values["status"]
 
 
+def set_expiry(sessions: sessionmaker[Session], retention_s: float) -> None:
+    """Give every completed video that lacks one its expiry time, `retention_s` after it
+    completed."""
+    with sessions.begin() as session:
+        session.execute(
+            update(Video)
+            .where(
+                Video.status == COMPLETED,
+                Video.expires_at.is_(None),
+                Video.completed_at.is_not(None),
+            )
+            .values(expires_at=Video.completed_at + retention_s)
+        )
+
+
+def mark_expired(sessions: sessionmaker[Session], video: Video, now: float) -> None:
+    """Record that retention removed `video`'s files: each entry keeps its path and gains an
+    `expired_at`, so a download answers that the video has expired."""
+    files: dict[str, StoredFile] = {
+        variant: {**entry, "expired_at": entry.get("expired_at", now)}
+        for variant, entry in (video.files or {}).items()
+    }
+    with sessions.begin() as session:
+        session.execute(update(Video).where(Video.id == video.id).values(files=files))
+
+
 def _owned_by(owner: str | None) -> Any:
     return Video.owner.is_(None) if owner is None else Video.owner == owner
 

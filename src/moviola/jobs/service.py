@@ -7,7 +7,6 @@ another key's video is as absent as one that never existed.
 
 from __future__ import annotations
 
-import errno
 import math
 import time
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
@@ -27,7 +25,6 @@ from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.engine.storyboard import StoryboardShot, plan_storyboard
 from moviola.errors import (
     ConflictError,
-    InsufficientStorageError,
     InvalidRequestError,
     MoviolaError,
     NotFoundError,
@@ -116,7 +113,9 @@ class VideoService:
         """The source's settings (a new seed) with `extras` on top; `strength` (0–1, how far
         from the source it may go) defaults to the API's."""
         source = self._finished(caller, video_id, "remix")
-        given = {**(extras or {}), "strength": strength}
+        given = dict(extras or {})
+        if strength is not None:
+            given["strength"] = strength
         params = {
             **source.params,
             "strength": DEFAULT_STRENGTH,
@@ -129,7 +128,7 @@ class VideoService:
             kind=VideoKind.REMIX,
             prompt=prompt,
             model=self._model_of(source),
-            seconds=source.seconds,
+            seconds=None,
             size=source.size,
             params=params,
             source=source,
@@ -322,8 +321,7 @@ class VideoService:
         def record(session: Session, row: Video) -> None:
             self._audit(session, caller, "delete", row.id, detail)
 
-        with _disk_full_is_507():
-            deleted = queue.delete(self.sessions, video.id, caller.owner, before_commit=record)
+        deleted = queue.delete(self.sessions, video.id, caller.owner, before_commit=record)
         if deleted.status is not VideoStatus.IN_PROGRESS and detail is None:
             self.blobs.remove(video.id)
         # A running job's worker removes the files when it stops (it sees the cancel).
@@ -350,7 +348,7 @@ class VideoService:
         if not path.is_file():
             raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
         if variant == "video" or shot:  # not previews: pages fetch those all the time
-            with _disk_full_is_507(), self.sessions.begin() as session:
+            with self.sessions.begin() as session:
                 self._audit(session, caller, "download", video_id, {"variant": variant})
         # An imported video is served as the file it is (a GIF, a WebM), under its own type.
         recorded = video.files[variant].get("mime")
@@ -456,7 +454,9 @@ class VideoService:
             prompt=prompt,
             engine_model=engine_model,
             size=output_size,
-            seconds=_seconds(seconds if seconds is not None else DEFAULT_SECONDS),
+            seconds=_seconds(seconds if seconds is not None else DEFAULT_SECONDS)
+            if kind is VideoKind.CREATE
+            else None,
             params=params,
             inputs=inputs,
         )
@@ -504,14 +504,13 @@ class VideoService:
             self._audit(session, caller, row.kind.value, row.id, detail)
 
         try:
-            with _disk_full_is_507():
-                queue.enqueue(
-                    self.sessions,
-                    row,
-                    max_waiting=self.settings.max_queued_per_key,
-                    retry_after=max(1.0, self.settings.poll_after_ms / 1000),
-                    before_commit=write_inputs,
-                )
+            queue.enqueue(
+                self.sessions,
+                row,
+                max_waiting=self.settings.max_queued_per_key,
+                retry_after=max(1.0, self.settings.poll_after_ms / 1000),
+                before_commit=write_inputs,
+            )
         except BaseException:
             self.blobs.remove(row.id)
             raise
@@ -600,20 +599,3 @@ def _text(value: object, param: str, name: str) -> str:
             f"{name} is not valid Unicode text (it holds a lone surrogate)", param=param
         ) from None
     return value
-
-
-class _disk_full_is_507:
-    """A write that found the disk (or the database's disk) full: said as such, not as 500."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: object
-    ) -> None:
-        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
-        full = full or (isinstance(err, OperationalError) and "disk is full" in str(err))
-        if full:
-            raise InsufficientStorageError(
-                "the server's disk is full: nothing was written; try again once space is freed"
-            ) from err

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from moviola.config import Settings
 from moviola.jobs import queue
 from moviola.store import db
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 log = logging.getLogger("moviola.supervisor")
 
@@ -142,7 +142,7 @@ class Supervisor:
             held = dict(
                 session.execute(
                     select(Video.lease_owner, Video.id).where(
-                        Video.status == "in_progress", Video.lease_owner.in_(holders)
+                        Video.status == VideoStatus.IN_PROGRESS, Video.lease_owner.in_(holders)
                     )
                 ).all()
             )

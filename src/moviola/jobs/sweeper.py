@@ -35,15 +35,16 @@ import shutil
 import time
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
+from moviola.jobs import queue
 from moviola.jobs.periodic import Periodic
 from moviola.render.frame_check import BLOCKED
 from moviola.store import audit
 from moviola.store.blobs import Blobs
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 log = logging.getLogger("moviola.sweeper")
 
@@ -78,7 +79,7 @@ class Sweeper(Periodic):
         """One pass; returns how many folders were removed (video folders and attempts')."""
         now = time.time()
         if self.retention_s > 0:
-            self._set_expiry()
+            queue.set_expiry(self.sessions, self.retention_s)
         folders = self._folders()
         removed = 0
         for start in range(0, len(folders), CHUNK):
@@ -98,12 +99,14 @@ class Sweeper(Periodic):
                         self.blobs.remove(video_id)
                         log.info("removed %s, an upload whose row never came", video_id)
                         removed += 1
-                elif video.deleted_at is not None and video.status != "in_progress":
+                elif video.deleted_at is not None and video.status != VideoStatus.IN_PROGRESS:
                     self.blobs.remove(video_id)
                     log.info("removed the files of deleted video %s", video_id)
                     removed += 1
                 elif self._expired(video, now):
-                    self._mark_expired(video, now)
+                    # Recorded first: a crash before the folder goes leaves a folder the next
+                    # pass removes, never a row that claims files which are gone.
+                    queue.mark_expired(self.sessions, video, now)
                     self.blobs.remove(video_id)
                     log.info("removed the files of expired video %s", video_id)
                     removed += 1
@@ -116,36 +119,13 @@ class Sweeper(Periodic):
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _set_expiry(self) -> None:
-        """Give every completed video that lacks one its expiry time."""
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Video)
-                .where(
-                    Video.status == "completed",
-                    Video.expires_at.is_(None),
-                    Video.completed_at.is_not(None),
-                )
-                .values(expires_at=Video.completed_at + self.retention_s)
-            )
-
     def _expired(self, video: Video, now: float) -> bool:
         return (
             self.retention_s > 0
-            and video.status == "completed"
+            and video.status == VideoStatus.COMPLETED
             and video.expires_at is not None
             and video.expires_at <= now
         )
-
-    def _mark_expired(self, video: Video, now: float) -> None:
-        """Record the expiry before removing the folder: a crash in between leaves a folder
-        that the next pass removes, never a row that claims files which are gone."""
-        files = {
-            variant: {**entry, "expired_at": entry.get("expired_at", now)}
-            for variant, entry in (video.files or {}).items()
-        }
-        with self.sessions.begin() as session:
-            session.execute(update(Video).where(Video.id == video.id).values(files=files))
 
     def _ended_attempts(self, video: Video, attempts: list[Path]) -> list[Path]:
         if video.error_code == BLOCKED:
@@ -157,7 +137,7 @@ class Sweeper(Periodic):
             for entry in (video.files or {}).values()
             for part in Path(entry.get("path", "")).parts
         }
-        if video.status == "in_progress" and video.lease_owner is not None:
+        if video.status == VideoStatus.IN_PROGRESS and video.lease_owner is not None:
             used.add(video.lease_owner)
         return [folder for folder in attempts if folder.name not in used]
 

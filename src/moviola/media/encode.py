@@ -19,7 +19,7 @@ import numpy as np
 
 from moviola.errors import MediaError
 from moviola.media.files import atomic_write
-from moviola.media.probe import VideoInfo, probe
+from moviola.media.probe import SWS_ACCURATE_RND, SWS_LANCZOS, VideoInfo, probe
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame
@@ -130,7 +130,7 @@ def _encode(
     tags: dict[str, str],
 ) -> None:
     import av
-    from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+    from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
     width, height = size
     movflags = "+faststart"
@@ -153,7 +153,7 @@ def _encode(
 
         # One scaler for the whole clip; reformat() on each frame would build a context per frame.
         reformatter = VideoReformatter()
-        interpolation = Interpolation.LANCZOS | Interpolation.ACCURATE_RND
+        interpolation = SWS_LANCZOS | SWS_ACCURATE_RND
         for index, array in enumerate(frames):
             frame = reformatter.reformat(
                 _as_video_frame(array),
@@ -218,7 +218,7 @@ def _peek(frames: Frames, label: str) -> tuple[np.ndarray, Iterator[np.ndarray]]
 
 
 def _checked(
-    frames: Iterator[np.ndarray], shape: tuple[int, ...], label: str
+    frames: Iterator[np.ndarray], shape: tuple[int, ...] | None, label: str
 ) -> Iterator[np.ndarray]:
     for index, frame in enumerate(frames):
         _check_frame(frame, index, shape, label)

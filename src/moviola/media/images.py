@@ -12,9 +12,10 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -216,7 +217,7 @@ def _decoders() -> list[str]:
     return [fmt for fmt in _UPLOAD_FORMATS if fmt in Image.OPEN]
 
 
-def _open_source(source: ImageSource, name: str | None) -> tuple[str, io.BufferedIOBase]:
+def _open_source(source: ImageSource, name: str | None) -> tuple[str, BinaryIO]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = name or f"image data ({len(data)} bytes)"
@@ -299,7 +300,7 @@ def _check_size(size: object, label: str) -> tuple[int, int] | None:
     if size is None:
         return None
     try:
-        width, height = size  # type: ignore[misc]
+        width, height = cast("Iterable[object]", size)
     except (TypeError, ValueError):
         raise MediaError(
             f"{label}: size must be (width, height), got {size!r}", param="size"

@@ -21,11 +21,11 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -48,7 +48,16 @@ one source may cost a worker, however small its file."""
 PROBE_TIMEOUT_S = 30.0
 """How long opening and scanning one file may take before it is given up as unreadable."""
 
-VideoSource = str | os.PathLike[str] | IO[bytes]
+
+class BinaryFile(Protocol):
+    """A readable, seekable file of bytes: an open file, a `BytesIO`, an archive's entry."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int: ...
+
+
+VideoSource = str | os.PathLike[str] | BinaryFile
 
 # The only demuxers FFmpeg may pick. Some others read further files named inside the upload
 # (concat, HLS playlists), which would let a "video" pull in any file the server can read.
@@ -72,6 +81,11 @@ _DEMUXERS = (
 )
 # What any reader of a video passes to `av.open`: the demuxers above, local files only.
 OPEN_OPTIONS = {"format_whitelist": ",".join(_DEMUXERS), "protocol_whitelist": "file"}
+# swscale's flags for conversions to and from RGB, by value: PyAV names the last two only from
+# version 18, which needs Python 3.11.
+SWS_LANCZOS = 0x200
+SWS_FULL_CHR_H_INT = 0x2000
+SWS_ACCURATE_RND = 0x40000
 # Read the clock only every so many packets: a syscall per packet would dominate the scan.
 _DEADLINE_EVERY = 256
 
@@ -216,7 +230,7 @@ def _decode_into(
     """Fill `out` in place, one preallocated array rather than a list of frames plus a stacked
     copy, up to `stop` frames. Packets are counted, not decoded, so a stream can hold more frames
     than `out` has room for: it then grows, up to `fits` frames; None when there are more."""
-    from av.video.reformatter import Interpolation, VideoReformatter
+    from av.video.reformatter import VideoReformatter
 
     height, width = out.shape[1:3]
     stream = container.streams.video[0]
@@ -224,9 +238,7 @@ def _decode_into(
     reformatter = VideoReformatter()  # one scaler context for the whole clip, not one per frame
     # swscale's fast YUV->RGB path darkens by 1-3 levels; the accurate one stays within 1. Decoded
     # frames often feed the next render (extend, remix), where a bias would compound.
-    interpolation = (
-        Interpolation.LANCZOS | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-    )
+    interpolation = SWS_LANCZOS | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
     index = 0
     for frame in container.decode(stream):
         if index == len(out):
@@ -255,7 +267,7 @@ def _check_limits(info: VideoInfo, label: str, *, max_pixels: int, max_duration_
 
 def _size(size: object) -> tuple[int, int]:
     try:
-        width, height = size  # type: ignore[misc]
+        width, height = cast("Iterable[object]", size)
     except (TypeError, ValueError):
         raise MediaError(f"size must be (width, height), got {size!r}", param="size") from None
     return _positive(width, "size"), _positive(height, "size")
@@ -320,7 +332,7 @@ def _check_source(source: VideoSource, label: str) -> int:
     return info.st_size
 
 
-def _stream_size(stream: IO[bytes], label: str) -> int:
+def _stream_size(stream: BinaryFile, label: str) -> int:
     try:
         size = stream.seek(0, os.SEEK_END)
         stream.seek(0)

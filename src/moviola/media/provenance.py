@@ -184,7 +184,7 @@ def sign_video(
     name, _, version = generator.partition(" ")
     agent = {"name": name, **({"version": version} if version else {})}
     parameters = {"model": model_id, **({"model_licence": model_licence} if model_licence else {})}
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     actions: list[dict[str, Any]] = [
         {
             "action": "c2pa.created",
@@ -297,9 +297,9 @@ def chain(store: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
         view = {**store, "active_manifest": label}
         if depth:  # an ingredient's manifest: judged by the results recorded for it
             view["validation_results"] = results or {}
+            state = _ingredient_state({"active_manifest": label, "validation_results": results})
             view["validation_state"] = {"valid": "Trusted", "untrusted": "Valid"}.get(
-                _ingredient_state({"active_manifest": label, "validation_results": results}),
-                "Invalid",
+                state or "", "Invalid"
             )
         out.append((depth, summarize(view)))
         for ingredient in manifests[label].get("ingredients", []):
@@ -335,7 +335,7 @@ def summarize(store: dict[str, Any]) -> dict[str, Any]:
         if assertion.get("label", "").startswith("c2pa.actions")
         for action in assertion.get("data", {}).get("actions", [])
     ]
-    created = next((a for a in actions if a.get("action") == "c2pa.created"), {})
+    created: dict[str, Any] = next((a for a in actions if a.get("action") == "c2pa.created"), {})
     signature = manifest.get("signature_info") or {}
     return {
         "state": state,
@@ -573,7 +573,7 @@ def _development_certificates() -> tuple[bytes, bytes, Any]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     years = dt.timedelta(days=3650)
 
     def name(common: str) -> x509.Name:

@@ -39,8 +39,9 @@ def _overlay(text: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray
     size = max(8, height // 20)
     font = ImageFont.load_default(size=size)
     margin = max(2, size // 2)
-    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox(
-        (0, 0), text, font=font
+    # Whole pixels: both Pillow's bitmap and FreeType fonts measure text in them.
+    left, top, right, bottom = map(
+        int, ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
     )
     w = min(width, right - left + 2)
     h = min(height, bottom - top + 2)

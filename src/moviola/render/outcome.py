@@ -9,14 +9,12 @@ retried until the job's attempts are used up. A cancelled render is not a failur
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 
 from moviola.engine import GenerationCancelled
-from moviola.errors import InsufficientStorageError, MoviolaError
+from moviola.errors import InsufficientStorageError, MoviolaError, is_disk_full
 
 GENERATION_FAILED = "generation_failed"
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ def classify(err: BaseException) -> Failure | None:
         return None
     if isinstance(err, InsufficientStorageError):
         return Failure(err.code, err.message, retry=True)
-    if isinstance(err, OSError) and err.errno in _DISK_FULL:
+    if is_disk_full(err):
         return Failure(InsufficientStorageError.code, "the data dir's disk is full", retry=True)
     if isinstance(err, MoviolaError):
         return Failure(err.code, err.message, retry=False)

@@ -7,6 +7,7 @@ of that name, re-rendering the form with everything the creator typed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -14,28 +15,31 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 from starlette.requests import Request
 
 from moviola.errors import InvalidRequestError, MoviolaError, TooLargeError, TooManyRequestsError
+from moviola.jobs.fields import EXTRA_FIELDS, ExtraField, fields_for
 from moviola.jobs.service import Shot, Upload
+from moviola.store.models import VideoKind
 from moviola.web import uploads
+
+
+def control(field: ExtraField) -> str:
+    """The name of the form control for one of Moviola's own fields."""
+    return field.studio or field.name
+
+
+def extra_controls(kind: VideoKind) -> tuple[str, ...]:
+    return tuple(control(field) for field in fields_for(kind))
+
 
 # The service's (and engine's) names for fields → the Studio's control names.
 FIELD_OF = {
-    "num_inference_steps": "steps",
-    "guidance_scale": "guidance",
+    **{field.name: control(field) for field in EXTRA_FIELDS if field.studio},
     "input_reference": "image",
     "frames": "seconds",
-    "fps": "seconds",
+    "fps": "seconds",  # no control of its own: with the duration, it makes the frame count
     "video_id": "form",
 }
-CREATE_FIELDS = (
-    "prompt",
-    "model",
-    "size",
-    "seconds",
-    "seed",
-    "negative_prompt",
-    "steps",
-    "guidance",
-)
+CREATE_FIELDS = ("prompt", "model", "size", "seconds", *extra_controls(VideoKind.CREATE))
+STORYBOARD_FIELDS = ("model", "size", *extra_controls(VideoKind.STORYBOARD))
 _SHOT = re.compile(r"shots\[(\d+)\]\.(\w+)")
 
 
@@ -131,17 +135,22 @@ def text(form: FormData, name: str) -> str:
 def values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
     """What was typed, to put back into the form (the prompt exactly as typed)."""
     out = {name: text(form, name) for name in names}
-    if isinstance(form.get("prompt"), str):
-        out["prompt"] = form["prompt"]
+    prompt = form.get("prompt")
+    if isinstance(prompt, str):
+        out["prompt"] = prompt
     return out
 
 
-def extras(form: FormData) -> dict[str, Any]:
+def extras(form: FormData, kind: VideoKind) -> dict[str, object]:
+    """Moviola's own fields of a `kind` request, by their API names (None: left blank)."""
+    return {field.name: text(form, control(field)) or None for field in fields_for(kind)}
+
+
+def extra_values(params: Mapping[str, Any], kind: VideoKind) -> dict[str, str]:
+    """A stored request's own fields, as the controls of a `kind` form show them."""
     return {
-        "seed": text(form, "seed") or None,
-        "negative_prompt": text(form, "negative_prompt") or None,
-        "num_inference_steps": text(form, "steps") or None,
-        "guidance_scale": text(form, "guidance") or None,
+        control(field): "" if params.get(field.name) is None else str(params[field.name])
+        for field in fields_for(kind)
     }
 
 

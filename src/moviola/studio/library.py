@@ -12,15 +12,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.jobs.service import Caller
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 PAGE_SIZE = 24
-STATUSES = ("queued", "in_progress", "completed", "failed")
-ACTIVE = ("queued", "in_progress")
+STATUSES = tuple(VideoStatus)
+ACTIVE = (VideoStatus.QUEUED, VideoStatus.IN_PROGRESS)
 _MAX_WORDS = 8
 _MAX_TREE = 200  # nodes shown in a lineage tree
 _MAX_CHILDREN = 5 * _MAX_TREE  # rows read for one level of it
@@ -137,7 +137,7 @@ def _typical_render_s(session: Session) -> float | None:
     """How long recent jobs took from start to finish: the basis of every estimate."""
     rows = session.execute(
         select(Video.completed_at - Video.started_at)
-        .where(Video.status == "completed", Video.started_at.is_not(None))
+        .where(Video.status == VideoStatus.COMPLETED, Video.started_at.is_not(None))
         .order_by(Video.seq.desc())
         .limit(20)
     ).scalars()
@@ -148,7 +148,7 @@ def _typical_render_s(session: Session) -> float | None:
 def _queue_positions(session: Session, rows: list[Video]) -> dict[str, int]:
     """The place in the shared queue (1 = next) of each queued row, in one query: the queue
     is numbered up to the last of them, every key's jobs counted."""
-    queued = [row for row in rows if row.status == "queued"]
+    queued = [row for row in rows if row.status == VideoStatus.QUEUED]
     if not queued:
         return {}
     numbered = (
@@ -157,7 +157,7 @@ def _queue_positions(session: Session, rows: list[Video]) -> dict[str, int]:
             func.row_number().over(order_by=Video.seq).label("position"),
         )
         .where(
-            Video.status == "queued",
+            Video.status == VideoStatus.QUEUED,
             Video.deleted_at.is_(None),
             Video.seq <= max(row.seq for row in queued),
         )
@@ -187,16 +187,16 @@ def job_states(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) 
             workers_busy = session.execute(
                 select(func.count())
                 .select_from(Video)
-                .where(Video.status == "in_progress", Video.deleted_at.is_(None))
+                .where(Video.status == VideoStatus.IN_PROGRESS, Video.deleted_at.is_(None))
             ).scalar()
         states = []
         for row in rows:
             position = eta = None
-            if row.status == "queued":
+            if row.status == VideoStatus.QUEUED:
                 position = positions.get(row.id)
                 if typical is not None and position is not None:
                     eta = typical * (position + (1 if workers_busy else 0))
-            elif row.status == "in_progress" and row.started_at:
+            elif row.status == VideoStatus.IN_PROGRESS and row.started_at:
                 elapsed = max(0.0, now - row.started_at)
                 if row.progress and row.progress >= 5:
                     eta = elapsed * (100 - row.progress) / row.progress
@@ -210,7 +210,7 @@ def job_states(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) 
                     row.stage,
                     position,
                     None if eta is None else math.ceil(eta),
-                    row.error_message if row.status == "failed" else None,
+                    row.error_message if row.status == VideoStatus.FAILED else None,
                 )
             )
     return states
@@ -279,7 +279,7 @@ def children_of(session: Session, parents: list[str]) -> list[Video]:
     `(owner, seq)` index serves its order), so the caller checks the owner. At most
     `_MAX_CHILDREN` are read for each link, which only a video remixed thousands of times
     reaches."""
-    rows = {}
+    rows: dict[str, Video] = {}
     for query in children_queries(parents, session.get_bind().dialect.name):
         rows.update((row.id, row) for row in session.execute(query).scalars())
     return sorted(rows.values(), key=lambda row: row.seq)
@@ -294,7 +294,7 @@ def children_queries(parents: list[str], dialect: str) -> list[Select]:
     about NULLs by themselves."""
     queries = []
     for column in (Video.remixed_from_video_id, Video.source_video_id):
-        match = column.in_(parents)
+        match: ColumnElement[bool] = column.in_(parents)
         if dialect == "sqlite":
             match = func.unlikely(match)
         queries.append(select(Video).where(match, Video.deleted_at.is_(None)).limit(_MAX_CHILDREN))

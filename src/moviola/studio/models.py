@@ -33,7 +33,7 @@ class Choice:
     def sizes(self) -> dict[str, str]:
         """One size per aspect preset: the model's own where it has one, else derived."""
         native = self.spec.native_sizes
-        found = {}
+        found: dict[str, str] = {}
         for width, height in native:
             aspect = "portrait" if height > width else "landscape" if width > height else "square"
             found.setdefault(aspect, f"{width}x{height}")

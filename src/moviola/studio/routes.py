@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
 from moviola.jobs.service import EXTENSION_SECONDS
 from moviola.store import audit, keys
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoKind, VideoStatus
 from moviola.studio import forms, library, live, snippets
 from moviola.studio.models import choices
 from moviola.studio.session import (
@@ -119,7 +119,7 @@ def grid_of(sheet: tuple[int, int], frames: int, video_size: str) -> dict[str, i
 
 def _sprite(video: Video) -> dict[str, int] | None:
     """The spritesheet's grid, for scrubbing it on hover."""
-    if video.status != "completed" or not video.files or "spritesheet" not in video.files:
+    if video.status != VideoStatus.COMPLETED or not video.files or "spritesheet" not in video.files:
         return None
     frames = int((video.result or {}).get("frames") or 0)
     sheet = _sheet_size(str(video.files["spritesheet"].get("path", "")))
@@ -231,11 +231,10 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
                 "model": video.model,
                 "size": video.size,
                 "seconds": video.seconds,
-                "negative_prompt": params.get("negative_prompt") or "",
-                "steps": str(params.get("num_inference_steps") or ""),
-                "guidance": str(params.get("guidance_scale") or ""),
-                "seed": str(params.get("seed", "")) if request.query_params.get("seed") else "",
+                **forms.extra_values(params, VideoKind.CREATE),
             }
+            if not request.query_params.get("seed"):
+                values["seed"] = ""  # "try again" draws a new one
     context = _create_context(request, seen)
     return page(request, seen, "create.html", values=values, errors={}, **context)
 
@@ -256,7 +255,7 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
             seconds=typed["seconds"] or None,
             size=typed["size"] or None,
             image=image,
-            extras=forms.extras(form),
+            extras=forms.extras(form, VideoKind.CREATE),
         )
     except MoviolaError as err:
         context = _create_context(request, seen)
@@ -484,7 +483,7 @@ async def download_many(request: Request, seen: Viewer = Depends(viewer)) -> Res
         with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_STORED) as archive:
             for row in rows:
                 entry = (row.files or {}).get("video")
-                if row.status == "completed" and entry and Path(entry["path"]).is_file():
+                if row.status == VideoStatus.COMPLETED and entry and Path(entry["path"]).is_file():
                     # An imported GIF or WebM keeps its own suffix.
                     archive.write(entry["path"], f"{row.id}{Path(entry['path']).suffix}")
                     packed.append(row.id)
@@ -530,7 +529,7 @@ async def storyboard_page(request: Request, seen: Viewer = Depends(viewer)) -> H
 @router.post("/storyboard", response_class=HTMLResponse)
 async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Response:
     form, refusal = await posted(request, seen)
-    typed = forms.values(form, ("model", "size", "seed", "negative_prompt", "steps", "guidance"))
+    typed = forms.values(form, forms.STORYBOARD_FIELDS)
     typed_shots = forms.typed_shots(form)
     try:
         if refusal is not None:
@@ -544,7 +543,7 @@ async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Respon
             shots=shots,
             model=typed["model"] or None,
             size=typed["size"] or None,
-            extras=forms.extras(form),
+            extras=forms.extras(form, VideoKind.STORYBOARD),
         )
     except MoviolaError as err:
         context = _create_context(request, seen)

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from fastapi import Request
@@ -39,6 +39,8 @@ from moviola.web.locality import hostname, is_local_name, through_proxy
 
 COOKIE = "moviola_studio"
 MAX_AGE_S = 30 * 24 * 3600
+
+_Response = TypeVar("_Response", bound=Response)
 
 
 class SignInRequired(Exception):
@@ -62,7 +64,7 @@ class Viewer:
     def signed_in(self) -> bool:
         return self.caller.owner is not None
 
-    def apply(self, response: Response, request: Request) -> Response:
+    def apply(self, response: _Response, request: Request) -> _Response:
         if self.fresh_cookie is not None:
             set_cookie(response, request, self.fresh_cookie)
         return response
@@ -173,9 +175,12 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
 
 def new_session(request: Request, key_id: str | None) -> str:
     """A cookie for a new session (a new id: signing in never keeps the old one)."""
+    return _sign(_signing_key(request), _new_payload(key_id))
+
+
+def _new_payload(key_id: str | None) -> dict[str, Any]:
     # Issued to the microsecond: a sign-in just after a sign-out is after it.
-    payload = {"sid": secrets.token_urlsafe(18), "key": key_id, "at": time.time()}
-    return _sign(_signing_key(request), payload)
+    return {"sid": secrets.token_urlsafe(18), "key": key_id, "at": time.time()}
 
 
 def is_local(request: Request) -> bool:
@@ -198,16 +203,16 @@ def identify(request: Request) -> Viewer:
     payload = _unsign(key, request.cookies.get(COOKIE))
     fresh = None
     if payload is None:
-        fresh = new_session(request, None)
-        payload = _unsign(key, fresh)
+        payload = _new_payload(None)
+        fresh = _sign(key, payload)
     owner, name = None, None
     if payload.get("key"):
         key_id = str(payload["key"])
         name = request.app.state.key_cache.live_name(key_id)
         # Revoked since, or signed out since: the session ends.
         if name is None or float(payload.get("at", 0)) <= sign_outs(request).last(key_id):
-            fresh = new_session(request, None)
-            payload = _unsign(key, fresh)
+            payload = _new_payload(None)
+            fresh = _sign(key, payload)
             name = None
         else:
             owner = key_id

@@ -10,9 +10,9 @@ import json
 import shlex
 from typing import Any
 
-from moviola.store.models import Video
+from moviola.jobs.fields import fields_for
+from moviola.store.models import Video, VideoKind
 
-_EXTRA_NAMES = ("seed", "negative_prompt", "num_inference_steps", "guidance_scale", "fps")
 KEY_VARIABLE = "MOVIOLA_API_KEY"
 _STORYBOARD_NOTE = (
     "A storyboard has no single Videos-API call: the Studio renders its shots as one job, "
@@ -23,11 +23,11 @@ _STORYBOARD_NOTE = (
 def _extras(video: Video) -> dict[str, Any]:
     """Moviola's own fields (the SDK does not know them: they travel in `extra_body`)."""
     params = video.params or {}
-    extras = {name: params[name] for name in _EXTRA_NAMES if params.get(name) is not None}
-    if video.kind == "remix":
+    # An imported video is made again by a plain create.
+    kind = VideoKind.CREATE if video.kind == VideoKind.IMPORT else video.kind
+    extras = {f.name: params[f.name] for f in fields_for(kind) if params.get(f.name) is not None}
+    if kind == VideoKind.REMIX:
         extras.pop("seed", None)  # a remix draws a new seed, whatever is sent
-        if params.get("strength") is not None:
-            extras["strength"] = params["strength"]
     return extras
 
 
@@ -97,13 +97,13 @@ def curl(video: Video, base_url: str) -> str:
     if video.kind == "storyboard":
         lines = [f"# {_STORYBOARD_NOTE}"]
         for shot in (video.params or {}).get("shots", []):
-            fields = [
+            shot_fields = [
                 ("model", video.model),
                 ("prompt", " ".join(str(shot["prompt"]).split())),
                 ("size", video.size),
                 ("seconds", str(shot["seconds"])),
             ]
-            lines.append("# " + _curl_line(f"{base_url}/v1/videos", fields, " "))
+            lines.append("# " + _curl_line(f"{base_url}/v1/videos", shot_fields, " "))
         return "\n".join(lines) + "\n"
     fields: list[tuple[str, str]] = []
     if video.kind == "remix" and video.remixed_from_video_id:

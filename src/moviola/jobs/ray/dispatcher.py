@@ -37,7 +37,7 @@ from moviola.render.files import RenderedFiles, RenderedShot, RenderSummary
 from moviola.render.frame_check import Decision
 from moviola.render.outcome import Failure, classify
 from moviola.store.blobs import Blobs, shot_variant, variant_path
-from moviola.store.models import Video
+from moviola.store.models import Video, VideoStatus
 
 log = logging.getLogger("moviola.dispatcher")
 
@@ -123,7 +123,8 @@ class RayDispatcher:
         with self.sessions() as session:
             rows = session.execute(
                 select(Video.id, Video.lease_owner).where(
-                    Video.status == "in_progress", Video.lease_owner.like(f"{ACTOR_PREFIX}%")
+                    Video.status == VideoStatus.IN_PROGRESS,
+                    Video.lease_owner.like(f"{ACTOR_PREFIX}%"),
                 )
             ).all()
         held = {job_id: owner for job_id, owner in rows if owner is not None}
@@ -282,7 +283,7 @@ class RayDispatcher:
         with self.sessions() as session:
             nxt = session.execute(
                 select(Video.id, Video.engine_model)
-                .where(Video.status == "queued", Video.deleted_at.is_(None))
+                .where(Video.status == VideoStatus.QUEUED, Video.deleted_at.is_(None))
                 .order_by(Video.seq)
                 .limit(1)
             ).first()

@@ -33,7 +33,7 @@ RESIGNED_S = 5.0  # how long a replica that gave the election up stays out of it
 
 class RayExecutor:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], blobs: Blobs):
-        require_address(settings)
+        self.address = require_address(settings)
         self.settings = settings
         self.sessions = sessions
         self.blobs = blobs
@@ -71,12 +71,12 @@ class RayExecutor:
         leading = self.dispatcher is not None
         reasons = []
         if not self.ray_state.startswith("connected") and self.ray_state != "reachable":
-            reasons.append(f"Ray at {self.settings.ray_address}: {self.ray_state}")
+            reasons.append(f"Ray at {self.address}: {self.ray_state}")
         elif leading and not any(a.alive for a in self._actors):
             reasons.append("no Ray actor answers yet")
         return {
             "kind": "ray",
-            "ray_address": self.settings.ray_address,
+            "ray_address": self.address,
             "ray": self.ray_state,
             "dispatching": leading,
             "actors": len(self._actors),
@@ -139,14 +139,14 @@ class RayExecutor:
     def _check_reachable(self) -> None:
         """A plain TCP connection to the head: `ray.init` itself waits a minute or more for
         an address that does not answer, and nothing here may hang that long."""
-        host, _, port = self.settings.ray_address.rpartition(":")
+        host, _, port = self.address.rpartition(":")
         try:
             with socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S):
                 pass
         except (OSError, ValueError) as err:
             self.ray_state = f"unreachable ({err.__class__.__name__}: {err})"
             if self.dispatcher is not None:
-                log.warning("Ray at %s is unreachable: jobs wait", self.settings.ray_address)
+                log.warning("Ray at %s is unreachable: jobs wait", self.address)
                 self._stand_down()
             return
         if not self._connected:
@@ -163,7 +163,7 @@ class RayExecutor:
 
         if not self._connected:
             ray.init(
-                address=self.settings.ray_address,
+                address=self.address,
                 namespace=self.settings.ray_namespace,
                 logging_level=logging.ERROR,
                 log_to_driver=False,
@@ -180,7 +180,7 @@ class RayExecutor:
         dispatcher.take_over()
         self.dispatcher = dispatcher
         self.ray_state = f"connected ({len(dispatcher.actors)} actor(s))"
-        log.info("dispatching to Ray at %s", self.settings.ray_address)
+        log.info("dispatching to Ray at %s", self.address)
         return True
 
     def _stand_down(self) -> None:
@@ -205,7 +205,7 @@ class RayExecutor:
                 log.warning("disconnecting from Ray failed", exc_info=True)
 
 
-def require_address(settings: Settings) -> None:
+def require_address(settings: Settings) -> str:
     if not settings.ray_address:
         from moviola.errors import InvalidRequestError
 
@@ -214,6 +214,7 @@ def require_address(settings: Settings) -> None:
             "(or MOVIOLA_RAY_ADDRESS)",
             param="ray_address",
         )
+    return settings.ray_address
 
 
 def _statuses(dispatcher: Any) -> list[WorkerStatus]:
