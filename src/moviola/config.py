@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     max_seconds: float = 120.0
     max_input_pixels: int = 4096 * 4096
     max_input_seconds: float = 600.0
+    max_decode_bytes: int = 2 * 1024**3  # a source decoded whole (T×H×W×3) may take this much
     crf: int = 18
     x264_preset: str = "medium"
 

@@ -39,6 +39,27 @@ def blob_folders(blobs) -> list[str]:
     return sorted(p.name for p in blobs.root.iterdir()) if blobs.root.is_dir() else []
 
 
+def simultaneously(times: int, call, refused: type[Exception]) -> list[str]:
+    """Run `call` from `times` threads released at once; "ok" or "refused" for each."""
+    start = threading.Barrier(times)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        start.wait()
+        try:
+            call()
+            outcomes.append("ok")
+        except refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=one) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def test_a_prompt_that_is_not_valid_text_is_refused_and_nothing_is_written(store):
     _, sessions, blobs, service = store
     with pytest.raises(InvalidRequestError) as refused:
@@ -65,46 +86,16 @@ def test_the_queue_limit_holds_for_simultaneous_requests(tmp_path):
     db.migrate(engine)
     sessions = db.sessions(engine)
     service = VideoService(settings, sessions, Blobs(settings.blobs_path))
-    start = threading.Barrier(50)
-    outcomes: list[str] = []
-
-    def one() -> None:
-        start.wait()
-        try:
-            create(service)
-            outcomes.append("queued")
-        except TooManyRequestsError:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=one) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("queued") == 5
+    outcomes = simultaneously(50, lambda: create(service), TooManyRequestsError)
+    assert outcomes.count("ok") == 5
     assert count(sessions, Video.status == VideoStatus.QUEUED) == 5
 
 
 def test_of_simultaneous_deletes_one_succeeds_and_is_audited_once(store):
     _, sessions, _, service = store
     video = create(service)
-    start = threading.Barrier(20)
-    outcomes: list[str] = []
-
-    def one() -> None:
-        start.wait()
-        try:
-            service.delete(ME, video.id)
-            outcomes.append("deleted")
-        except NotFoundError:
-            outcomes.append("not found")
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("deleted") == 1
+    outcomes = simultaneously(20, lambda: service.delete(ME, video.id), NotFoundError)
+    assert outcomes.count("ok") == 1
     with sessions() as session:
         audited = session.execute(
             select(func.count())

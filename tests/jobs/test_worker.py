@@ -229,13 +229,13 @@ def test_a_source_deleted_while_its_remix_renders_fails_the_remix_in_one_attempt
     assert not (settings.data_dir / "blobs" / remix / worker.name).exists()
 
 
-def test_an_upload_too_large_to_decode_is_refused_before_anything_is_written(store, monkeypatch):
+def test_an_upload_too_large_to_decode_is_refused_before_anything_is_written(store):
     import numpy as np
 
     settings, sessions, _, service = store
     media.write_mp4(np.zeros((9, 96, 160, 3), np.uint8), settings.data_dir / "c.mp4", fps=8)
     clip = (settings.data_dir / "c.mp4").read_bytes()
-    monkeypatch.setattr(media, "MAX_DECODE_BYTES", 9 * 96 * 160 * 3 - 1)
+    service.settings = settings.model_copy(update={"max_decode_bytes": 9 * 96 * 160 * 3 - 1})
     with pytest.raises(InvalidRequestError, match="too large"):
         service.edit(ME, prompt="a", upload=Upload(clip, "c.mp4"), model="tiny")
     with sessions() as session:

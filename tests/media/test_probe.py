@@ -178,7 +178,7 @@ def test_a_tiny_file_that_decodes_to_gigabytes_is_refused_before_decoding(flat_u
     def decode() -> None:
         with pytest.raises(MediaError, match="limit on decoded frames") as caught:
             decode_frames(flat_upload)
-        assert "1200 frames at 1024x1024 needs 3.8 GB, over the 1.1 GB limit" in str(caught.value)
+        assert "1200 frames at 1024x1024 needs 3.8 GB, over the 2.1 GB limit" in str(caught.value)
 
     assert traced_peak(decode) < 16 << 20
 

@@ -236,6 +236,7 @@ class JobRunner:
             path,
             max_pixels=self.settings.max_input_pixels,
             max_duration_s=self.settings.max_input_seconds,
+            max_bytes=self.settings.max_decode_bytes,
         )
 
     def _shots(self, job: Video) -> list[StoryboardShot]:

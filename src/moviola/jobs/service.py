@@ -554,7 +554,7 @@ class VideoService:
             raise InvalidRequestError("the video has too many pixels", param="video")
         if info.duration > self.settings.max_input_seconds:
             raise InvalidRequestError("the video is too long", param="video")
-        if info.frames * info.width * info.height * 3 > media.MAX_DECODE_BYTES:
+        if info.frames * info.width * info.height * 3 > self.settings.max_decode_bytes:
             # Refused now rather than failing in the worker, which decodes it whole.
             raise InvalidRequestError(
                 "the video is too large to work on (frames × pixels); send a shorter or "

@@ -40,10 +40,11 @@ MAX_PIXELS = 4096 * 4096
 MAX_DURATION_S = 600.0
 """Longest video `decode_frames` accepts by default, in seconds."""
 
-MAX_DECODE_BYTES = 1024**3
-"""Largest decoded array `decode_frames` builds by default (T × H × W × 3 bytes): about 16 s of
-1280x720 at 24 fps. A few kilobytes of flat frames can decode to gigabytes, so this bounds what
-one source may cost a worker, however small its file."""
+MAX_DECODE_BYTES = 2 * 1024**3
+"""Largest decoded array `decode_frames` builds by default (T × H × W × 3 bytes): about 32 s of
+1280x720 at 24 fps, room for an extension of an extension. A few kilobytes of flat frames can
+decode to gigabytes, so this bounds what one source may cost a worker, however small its file;
+operators set it with `max_decode_bytes`."""
 
 PROBE_TIMEOUT_S = 30.0
 """How long opening and scanning one file may take before it is given up as unreadable."""
