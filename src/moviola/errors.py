@@ -84,14 +84,16 @@ class InsufficientStorageError(MoviolaError):
 
 def is_disk_full(err: BaseException | None) -> bool:
     """Whether `err`, or an error it was raised from, is a write refused for want of space:
-    the system's ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which SQLAlchemy
-    wraps)."""
+    the system's ENOSPC or EDQUOT, SQLite's "database or disk is full", or PostgreSQL's
+    disk_full (SQLSTATE 53100); SQLAlchemy wraps the last two."""
     for _ in range(8):  # chains are short; a cycle must not hang the answer
         if err is None:
             return False
         if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
             return True
         if isinstance(err, sqlite3.Error) and "database or disk is full" in str(err):
+            return True
+        if getattr(err, "sqlstate", None) == "53100":  # psycopg's DiskFull
             return True
         err = err.__cause__ or err.__context__
     return False
