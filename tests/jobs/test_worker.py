@@ -240,3 +240,18 @@ def test_an_upload_too_large_to_decode_is_refused_before_anything_is_written(sto
         service.edit(ME, prompt="a", upload=Upload(clip, "c.mp4"), model="tiny")
     with sessions() as session:
         assert session.execute(select(Video)).first() is None
+
+
+def test_a_worker_takes_no_job_while_the_disk_is_below_its_reserve(store, worker, caplog):
+    settings, sessions, _, service = store
+    queued = submit(service).id
+    worker.settings = settings.model_copy(update={"min_free_disk_bytes": 1 << 62})
+    assert not worker.run_one()
+    assert not worker.run_one()
+    assert row(sessions, queued).status == "queued"
+    warnings = [r for r in caplog.records if "no job starts until space is freed" in r.message]
+    assert len(warnings) == 1  # said once, not at every poll
+
+    worker.settings = settings  # space freed
+    assert worker.run_one()
+    assert row(sessions, queued).status == "completed"
