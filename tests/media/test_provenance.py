@@ -61,7 +61,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     """A certificate and key that C2PA's profile refuses: self-signed, no key usages."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "my own CA")])
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
