@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import ColumnElement, TextClause, and_, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.errors import NotFoundError, TooManyRequestsError
@@ -33,6 +33,9 @@ from moviola.store.models import (
 
 QUEUED, IN_PROGRESS = VideoStatus.QUEUED, VideoStatus.IN_PROGRESS
 COMPLETED, FAILED = VideoStatus.COMPLETED, VideoStatus.FAILED
+
+# A condition a completion carries: true only while its writer holds the election.
+Fence = ColumnElement[bool] | TextClause
 
 LEASE_S = 15.0  # renewed every LEASE_S / 3 while a job runs
 
@@ -183,7 +186,7 @@ def complete(
     files: dict[str, StoredFile],
     result: RenderResult,
     credentials: dict[str, Any] | None = None,
-    fence: ColumnElement[bool] | None = None,
+    fence: Fence | None = None,
 ) -> bool:
     """Mark a job done with its files (the video's hash and credentials with them, so a
     completed video shows both from its first read); False when it was no longer ours

@@ -95,7 +95,7 @@ class JobRunner:
         stamp: Stamp,
         *,
         worker: str,
-        fence: Any = None,
+        fence: queue.Fence | None = None,
     ) -> bool:
         """Store a finished render as the job's result; False when it did not complete (the
         frame check blocked it, or the job was cancelled, deleted or taken meanwhile)."""

@@ -36,6 +36,7 @@ from moviola.jobs.runner import JobRunner
 from moviola.render.files import RenderedFiles, RenderedShot, RenderSummary
 from moviola.render.frame_check import Decision
 from moviola.render.outcome import Failure, classify
+from moviola.render.stamp import Stamp
 from moviola.store.blobs import Blobs, shot_variant, variant_path
 from moviola.store.models import Video, VideoStatus
 
@@ -55,7 +56,7 @@ class InFlight:
     job_id: str
     owner: str  # the lease owner: the actor's name and this attempt's token
     actor: str
-    stamp: Any = None  # how to sign the video once it is stored here
+    stamp: Stamp | None = None  # how to sign the video once it is stored here
     stopping: bool = False  # cancelled or deleted: waiting for the actor to stop
     answered_at: float = 0.0
     waiting: Any = None  # the outstanding `wait` call to its actor
@@ -88,7 +89,7 @@ class RayDispatcher:
         sessions: sessionmaker[Session],
         blobs: Blobs,
         *,
-        fence: Any = None,
+        fence: queue.Fence | None = None,
         still_leading: Callable[[], bool] | None = None,
     ):
         """`fence`: a condition completions carry, true only while this dispatcher holds the

@@ -19,7 +19,7 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import TextClause, create_engine, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("moviola.election")
@@ -86,7 +86,7 @@ class Election:
                 {"key": LOCK_KEY},
             ).scalar()
 
-    def fence(self) -> Any:
+    def fence(self) -> TextClause | None:
         """A condition a dispatcher's writes carry so that they only apply while this replica
         still holds the lock (None on SQLite, where there is one replica): a replica that lost
         it, and does not know yet, changes nothing."""
