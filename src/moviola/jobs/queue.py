@@ -72,7 +72,6 @@ def enqueue(
                 f"{waiting} videos are already waiting; the limit is {max_waiting}",
                 retry_after=retry_after,
             )
-        job.status = QUEUED
         session.add(job)
         if before_commit is not None:
             session.flush()
