@@ -123,3 +123,16 @@ def test_an_import_with_no_known_model_is_remixed_by_the_default_model(store, wo
 def test_both_sora_aliases_take_text_images_and_videos(alias):
     spec = get_model(DEFAULT_ALIASES[alias])
     assert set(spec.capabilities) >= {Capability.TEXT, Capability.IMAGE, Capability.VIDEO}
+
+
+def test_a_remix_takes_over_only_valid_settings_of_its_source(store, worker):
+    _, sessions, _, service = store
+    source = create(service, extras={"negative_prompt": "fog"})
+    assert worker.run_one()
+    with sessions.begin() as session:  # as an import's manifest may have left them
+        imported = session.get(Video, source.id)
+        imported.params = {"fps": "8", "negative_prompt": 5, "shots": [{"prompt": "x"}], "seed": 1}
+    remix = service.remix(ME, source.id, prompt="again")
+    assert remix.params["fps"] == 8
+    assert "negative_prompt" not in remix.params and "shots" not in remix.params
+    assert remix.params["seed"] != 1  # a remix draws its own

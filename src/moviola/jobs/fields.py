@@ -48,7 +48,13 @@ class ExtraField:
 
 
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
-    ExtraField("seed", int, "seed", "Same seed and request, same video."),
+    ExtraField(
+        "seed",
+        int,
+        "seed",
+        "Same seed and request, same video.",
+        kinds=EVERY_KIND - {VideoKind.REMIX},  # a remix draws a seed of its own
+    ),
     ExtraField("negative_prompt", str, "negative_prompt", "What the video should not show."),
     ExtraField("num_inference_steps", int, "steps", "Denoising steps.", studio="steps"),
     ExtraField("guidance_scale", float, "guidance", "Guidance scale.", studio="guidance"),

@@ -52,30 +52,41 @@ def enqueue(
 
     The count and the insert are one transaction under a lock per owner (SQLite: the write
     lock; PostgreSQL: an advisory lock on the owner), so simultaneous requests cannot pass the
-    limit together. `before_commit` writes what must exist with the row (its uploads, its
-    audit entry) inside the same transaction; if anything fails, the job's blob folder is for
-    the caller to remove, and no row names it.
+    limit together. `before_commit` writes what must exist with the row (its audit entry)
+    inside the same transaction.
     """
     with sessions.begin() as session:
         _lock_owner(session, job.owner)
-        waiting = session.execute(
-            select(func.count())
-            .select_from(Video)
-            .where(
-                _owned_by(job.owner),
-                Video.status.in_((QUEUED, IN_PROGRESS)),
-                Video.deleted_at.is_(None),
-            )
-        ).scalar_one()
-        if waiting >= max_waiting:
-            raise TooManyRequestsError(
-                f"{waiting} videos are already waiting; the limit is {max_waiting}",
-                retry_after=retry_after,
-            )
+        _check_room(session, job.owner, max_waiting, retry_after)
         session.add(job)
         if before_commit is not None:
             session.flush()
             before_commit(session)
+
+
+def check_room(
+    sessions: sessionmaker[Session], owner: str | None, *, max_waiting: int, retry_after: float
+) -> None:
+    """Refuse at once an owner already at the limit (`enqueue` checks again, under its lock)."""
+    with sessions() as session:
+        _check_room(session, owner, max_waiting, retry_after)
+
+
+def _check_room(session: Session, owner: str | None, max_waiting: int, retry_after: float) -> None:
+    waiting = session.execute(
+        select(func.count())
+        .select_from(Video)
+        .where(
+            _owned_by(owner),
+            Video.status.in_((QUEUED, IN_PROGRESS)),
+            Video.deleted_at.is_(None),
+        )
+    ).scalar_one()
+    if waiting >= max_waiting:
+        raise TooManyRequestsError(
+            f"{waiting} videos are already waiting; the limit is {max_waiting}",
+            retry_after=retry_after,
+        )
 
 
 def delete(

@@ -41,6 +41,7 @@ def generation_request(
 ) -> GenerationRequest:
     """`seconds` is a create's length; an extension adds `params["extend_seconds"]`; a remix or
     an edit is as long as its source, and a storyboard's shots say their own."""
+    kind = VideoKind(kind)
     if kind is VideoKind.EXTEND:
         seconds = float(params["extend_seconds"])
     elif kind is not VideoKind.CREATE:

@@ -63,18 +63,19 @@ class JobRunner:
         """The job's request with its media decoded, its inputs checked (a flagged input
         raises `ModerationBlocked`), and its stamp."""
         source = self._source(job)
+        kind = VideoKind(job.kind)
         inputs = Inputs()
-        if job.kind is VideoKind.CREATE and job.input_path:
+        if kind is VideoKind.CREATE and job.input_path:
             inputs = Inputs(image=media.load_image(Path(job.input_path)))
-        elif job.kind in (VideoKind.REMIX, VideoKind.EDIT):
+        elif kind in (VideoKind.REMIX, VideoKind.EDIT):
             inputs = Inputs(video=self._decode_source(job, source))
-        elif job.kind is VideoKind.EXTEND:
+        elif kind is VideoKind.EXTEND:
             inputs = Inputs(extend=self._decode_source(job, source))
         request = request_for(job, inputs, self.settings)
         named = [("input_reference", inputs.image), ("video", inputs.video)]
         self._check_inputs(job, [*named, ("video", inputs.extend)])
         shots = None
-        if job.kind is VideoKind.STORYBOARD:
+        if kind is VideoKind.STORYBOARD:
             shots = self._shots(job)
             self._check_inputs(job, [(f"shots[{i}].image", s.image) for i, s in enumerate(shots)])
         return Work(request, shots, self.stamp_for(job, source))
@@ -210,7 +211,7 @@ class JobRunner:
             if source is None or not source.files or source.deleted_at is not None:
                 raise InvalidRequestError(
                     f"the source video {source_id} was deleted before this "
-                    f"{job.kind.value} finished",
+                    f"{VideoKind(job.kind).value} finished",
                     param="video" if job.source_video_id else "video_id",
                     code=SOURCE_DELETED,
                 )

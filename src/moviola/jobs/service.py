@@ -31,7 +31,7 @@ from moviola.errors import (
     TooLargeError,
 )
 from moviola.jobs import queue
-from moviola.jobs.fields import parse_extras
+from moviola.jobs.fields import fields_for, parse_extras
 from moviola.jobs.moderation import PromptPolicy, quarantine
 from moviola.jobs.requests import Inputs, generation_request
 from moviola.media.sniff import HEAD_BYTES, sniff
@@ -117,12 +117,10 @@ class VideoService:
         if strength is not None:
             given["strength"] = strength
         params = {
-            **source.params,
+            **_inherited(source.params, VideoKind.REMIX),
             "strength": DEFAULT_STRENGTH,
             **parse_extras(given, VideoKind.REMIX),
         }
-        params.pop("seed", None)
-        params.pop("extend_seconds", None)
         return self._submit(
             caller,
             kind=VideoKind.REMIX,
@@ -491,25 +489,30 @@ class VideoService:
     def _enqueue(
         self, caller: Caller, row: Video, inputs: dict[str, bytes], detail: dict[str, Any]
     ) -> Video:
-        """Queue a fully checked request: its uploads are written inside the transaction that
-        adds its row, and removed if that fails, so a refused request leaves nothing behind."""
-
-        def write_inputs(session: Session) -> None:
+        """Queue a fully checked request. Its uploads are written just before the row is added
+        (not under the database's lock: they may be hundreds of megabytes), and removed if it is
+        not, so a refused request leaves nothing behind; the queue's limit is looked at first,
+        so a caller over it writes nothing at all."""
+        max_waiting = self.settings.max_queued_per_key
+        retry_after = max(1.0, self.settings.poll_after_ms / 1000)
+        queue.check_room(self.sessions, row.owner, max_waiting=max_waiting, retry_after=retry_after)
+        try:
             for suffix, data in inputs.items():
                 path = self.blobs.input_path(row.id, suffix)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 media.atomic_write_bytes(path, data)
                 if suffix == ".img" or row.kind in (VideoKind.EDIT, VideoKind.EXTEND):
                     row.input_path = str(path)
-            self._audit(session, caller, row.kind.value, row.id, detail)
 
-        try:
+            def record(session: Session) -> None:
+                self._audit(session, caller, VideoKind(row.kind).value, row.id, detail)
+
             queue.enqueue(
                 self.sessions,
                 row,
-                max_waiting=self.settings.max_queued_per_key,
-                retry_after=max(1.0, self.settings.poll_after_ms / 1000),
-                before_commit=write_inputs,
+                max_waiting=max_waiting,
+                retry_after=retry_after,
+                before_commit=record,
             )
         except BaseException:
             self.blobs.remove(row.id)
@@ -585,6 +588,21 @@ def _seconds(value: Any) -> float:
 
 def _format_seconds(seconds: float) -> str:
     return str(round(seconds)) if abs(seconds - round(seconds)) < 1e-6 else f"{seconds:.2f}"
+
+
+def _inherited(params: dict[str, Any], kind: VideoKind) -> dict[str, Any]:
+    """The settings of a source that a `kind` request takes over: only the fields it takes,
+    and only values that are valid (an imported video's params are whatever its manifest
+    said, and are nobody's request to refuse)."""
+    inherited = {}
+    for field in fields_for(kind):
+        if params.get(field.name) is None:
+            continue
+        try:
+            inherited[field.name] = field.parse(params[field.name])
+        except InvalidRequestError:
+            continue
+    return inherited
 
 
 def _text(value: object, param: str, name: str) -> str:
