@@ -23,10 +23,12 @@ from moviola.media.probe import (
     MAX_DURATION_S,
     MAX_PIXELS,
     PROBE_TIMEOUT_S,
+    AudioInfo,
     VideoInfo,
     decode_frames,
     probe,
 )
+from moviola.media.sound import decode_audio
 
 __all__ = [
     "MAX_DECODE_BYTES",
@@ -37,10 +39,12 @@ __all__ = [
     "PROBE_TIMEOUT_S",
     "THUMBNAIL_SIDE",
     "TILE_SIDE",
+    "AudioInfo",
     "SpritesheetInfo",
     "VideoInfo",
     "atomic_write",
     "atomic_write_bytes",
+    "decode_audio",
     "decode_frames",
     "fit_size",
     "load_image",

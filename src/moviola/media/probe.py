@@ -12,6 +12,11 @@ of an interrupted upload of a fast-start MP4) is rejected by `probe`, and so by 
 a shorter video than the user sent would be a silent wrong answer. When the container is whole
 but the decoder drops damaged frames, `decode_frames` returns the frames it could decode and
 fails only if there are none.
+
+Audio policy: `probe` decodes every packet of the first audio stream (cheap: under 0.1 s for a
+minute of stereo AAC) and refuses the file if any of them does not decode. Dropping a damaged
+audio packet would not leave a visible glitch but shift all later sound off the picture, so a
+file with damaged audio is refused whole, like a truncated one.
 """
 
 from __future__ import annotations
@@ -92,6 +97,21 @@ _DEADLINE_EVERY = 256
 
 
 @dataclass(frozen=True)
+class AudioInfo:
+    """A video's sound: its first audio stream, as read from the container and a decode of every
+    packet. Times are in seconds on the file's clock."""
+
+    codec: str
+    profile: str | None
+    sample_rate: int
+    channels: int
+    duration: float
+    start: float
+    """When the sound begins. 0 for what `write_mp4` writes: the MP4's edit list hides the AAC
+    encoder's priming samples, so players start the sound with the first frame."""
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds, as read from its container and a scan of its packets."""
 
@@ -102,20 +122,26 @@ class VideoInfo:
     duration: float
     codec: str
     pix_fmt: str | None
-    has_audio: bool
     size_bytes: int
+    audio: AudioInfo | None = None
+    """None when the file has no audio stream, or one without a single packet."""
 
     @property
     def size(self) -> tuple[int, int]:
         """`(width, height)`, the order the Videos API and `write_mp4` use."""
         return (self.width, self.height)
 
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None
+
 
 def probe(source: VideoSource, *, timeout_s: float = PROBE_TIMEOUT_S) -> VideoInfo:
     """Describe a video file, or raise `MediaError` saying why it is not a usable video.
 
     The frame count is the number of video packets actually present (demuxed, not decoded), so it
-    is right for containers that do not state it and it exposes truncated files that do.
+    is right for containers that do not state it and it exposes truncated files that do. Audio
+    packets are decoded, within the same deadline, so damaged sound is refused here.
     """
     label = _label(source)
     size_bytes = _check_source(source, label)
@@ -180,7 +206,8 @@ def _inspect(container: InputContainer, label: str, size_bytes: int, deadline: f
         raise _fail(label, "video stream has no picture size")
 
     stated = stream.frames
-    frames = _count_packets(container, stream, label, deadline)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    frames, sound = _scan(container, stream, audio, label, deadline)
     if frames == 0:
         raise _fail(label, "video stream holds no frames")
     if stated and frames < stated:
@@ -198,20 +225,94 @@ def _inspect(container: InputContainer, label: str, size_bytes: int, deadline: f
         duration=duration,
         codec=codec.name,
         pix_fmt=codec.pix_fmt,
-        has_audio=bool(container.streams.audio),
         size_bytes=size_bytes,
+        audio=sound,
     )
 
 
-def _count_packets(container: InputContainer, stream: Any, label: str, deadline: float) -> int:
-    count = 0
-    for packet in container.demux(stream):
+def _scan(
+    container: InputContainer, video: Any, audio: Any, label: str, deadline: float
+) -> tuple[int, AudioInfo | None]:
+    """Count the video packets and decode the audio ones, in one pass over the file."""
+    sound = None if audio is None else _SoundCheck(audio, label)
+    streams = (video,) if audio is None else (video, audio)
+    frames = packets = 0
+    for packet in container.demux(streams):
         if packet.size == 0:  # the flush packet demux yields at end of stream
             continue
-        count += 1
-        if count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
-            raise _fail(label, f"gave up after reading {count} frames (time limit)")
-    return count
+        packets += 1
+        if packets % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+            raise _fail(label, f"gave up after reading {frames} frames (time limit)")
+        if packet.stream_index == video.index:
+            frames += 1
+        elif sound is not None:
+            sound.add(packet)
+    return frames, None if sound is None else sound.finish()
+
+
+class _SoundCheck:
+    """Decodes one audio stream packet by packet, keeping only what `AudioInfo` needs."""
+
+    def __init__(self, stream: Any, label: str) -> None:
+        self.stream, self.label = stream, label
+        self.packets = self.samples = 0
+        self.end: int | None = None  # the latest packet end, in the stream's time base
+
+    def add(self, packet: Any) -> None:
+        self.packets += 1
+        if packet.pts is not None and packet.duration:
+            end = packet.pts + packet.duration
+            self.end = end if self.end is None else max(self.end, end)
+        self._decode(packet)
+
+    def finish(self) -> AudioInfo | None:
+        if self.packets == 0:  # a track with nothing in it: no sound to keep
+            return None
+        self._decode(None)  # frames the decoder still holds
+        codec = self.stream.codec_context
+        if self.samples == 0 or not codec.sample_rate or not codec.channels:
+            raise _fail(self.label, "damaged audio (no sound could be decoded)")
+        return AudioInfo(
+            codec=codec.name,
+            profile=codec.profile,
+            sample_rate=codec.sample_rate,
+            channels=codec.channels,
+            duration=self._duration(),
+            start=stream_start(self.stream),
+        )
+
+    def _decode(self, packet: Any) -> None:
+        import av
+
+        codec = self.stream.codec_context
+        if codec is None:  # PyAV has no decoder for it
+            raise _fail(self.label, "audio in a format that cannot be decoded")
+        try:
+            frames = codec.decode(packet)
+        except av.FFmpegError as err:
+            where = "at its end" if packet is None else self._where(packet)
+            raise _fail(self.label, f"damaged audio ({where}: {_reason(err)})") from err
+        self.samples += sum(frame.samples for frame in frames)
+
+    def _where(self, packet: Any) -> str:
+        if packet.pts is None or not self.stream.time_base:
+            return f"packet {self.packets}"
+        return f"packet {self.packets}, at {float(packet.pts * self.stream.time_base):.2f} s"
+
+    def _duration(self) -> float:
+        # Packet times are exact where the decoded count is not: the last AAC frame is decoded
+        # whole, priming or padding included, while its packet says how much of it is sound.
+        time_base = self.stream.time_base
+        if self.end is None or not time_base:
+            return self.samples / self.stream.codec_context.sample_rate
+        return max(0.0, float(self.end * time_base) - stream_start(self.stream))
+
+
+def stream_start(stream: Any) -> float:
+    """When a stream begins, in seconds; 0 where the container does not say."""
+    if stream.start_time is None or not stream.time_base:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
 
 
 def _duration(container: InputContainer, stream: Any, frames: int) -> float:
