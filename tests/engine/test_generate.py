@@ -92,9 +92,9 @@ def test_chained_segments_continue_from_the_last_kept_frame(engine, monkeypatch)
     real_run = generate_module.Engine._run
 
     def spy(self, pipe, spec, call, tracker, segment, cancel):
-        frames = real_run(self, pipe, spec, call, tracker, segment, cancel)
+        frames, audio = real_run(self, pipe, spec, call, tracker, segment, cancel)
         calls.append((call, frames))
-        return frames
+        return frames, audio
 
     monkeypatch.setattr(generate_module.Engine, "_run", spy)
     result = engine.generate(request("tiny", frames=80))

@@ -22,6 +22,7 @@ _LABELS = {
     Stage.ENCODING_PROMPT: "encoding prompt",
     Stage.DENOISING: "denoising",
     Stage.DECODING: "decoding",
+    Stage.SOUND: "making sound",
     Stage.WRITING: "writing file",
     Stage.DONE: "done",
 }

@@ -14,11 +14,12 @@ from moviola.engine.errors import (
 from moviola.engine.generate import Engine, GenerationResult
 from moviola.engine.loading import OFFLOAD_MODES, Placement
 from moviola.engine.progress import CancelToken, Progress, Stage
-from moviola.engine.request import GenerationRequest, Plan, plan
+from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
 from moviola.engine.sizes import parse_size
 
 __all__ = [
     "OFFLOAD_MODES",
+    "AudioMode",
     "CancelToken",
     "Capability",
     "Engine",
@@ -31,6 +32,7 @@ __all__ = [
     "Placement",
     "Plan",
     "Progress",
+    "SoundKind",
     "Stage",
     "UnknownModelError",
     "UnsupportedInputError",

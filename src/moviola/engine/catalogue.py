@@ -91,6 +91,11 @@ class ModelSpec:
     chain_model: str | None = None
     description: str = ""
     is_test_model: bool = False
+    # Makes its own sound, in step with the picture (LTX-2): every pipeline call returns audio.
+    audio: bool = False
+    # A step-distilled model's noise schedule, used when a call runs its length in steps (with
+    # another step count the pipeline's own schedule is used, so the count is never ignored).
+    sigmas: tuple[float, ...] | None = None
     # Extra keyword arguments every call of this model's pipelines takes (e.g. Wan 2.2's
     # `guidance_scale_2`, LTX's `decode_timestep`).
     call_defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -19,12 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from moviola import audio as sound
+from moviola.audio import Audio
 from moviola.engine.calls import Call, call_kwargs
 from moviola.engine.catalogue import Capability, ModelSpec
 from moviola.engine.errors import GenerationCancelled, GenerationError
 from moviola.engine.loading import PipelineCache, Placement, resolve_model
 from moviola.engine.progress import CancelToken, ProgressCallback, ProgressTracker, Stage
-from moviola.engine.request import GenerationRequest, Plan, plan
+from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
+from moviola.engine.soundtrack import Soundtracks
 from moviola.errors import MoviolaError
 
 
@@ -44,6 +47,10 @@ class GenerationResult:
     guidance: float
     timings: dict[str, float] = field(default_factory=dict)
     prefix: np.ndarray | None = None  # an extension's source, kept untouched
+    # The sound of the whole video (`video_frames()`, an extension's source included), exactly
+    # as long, at 48 kHz; None: silent. `audio_kind` says what made it.
+    audio: Audio | None = None
+    audio_kind: SoundKind | None = None
 
     @property
     def frame_count(self) -> int:
@@ -72,6 +79,7 @@ class Engine:
         self.models_dir = Path(models_dir) if models_dir else None
         self.placement = placement or Placement()
         self.pipelines = PipelineCache(max_loaded=max_loaded)
+        self.soundtracks = Soundtracks(self.models_dir, self.placement)
         self._busy = threading.Lock()
 
     def plan(self, request: GenerationRequest) -> Plan:
@@ -100,9 +108,47 @@ class Engine:
         on_progress: ProgressCallback | None,
         cancel: CancelToken,
     ) -> GenerationResult:
-        tracker = ProgressTracker(on_progress, len(p.segments))
+        soundtrack = p.sound is SoundKind.SOUNDTRACK
+        # "Add sound" with a soundtrack keeps the picture and never runs the video model.
+        renders = not (p.keeps_picture and soundtrack)
+        tracker = ProgressTracker(on_progress, len(p.segments) * renders + soundtrack)
         tracker.enter(Stage.LOADING)
         cancel.raise_if_cancelled()
+        new_audio: Audio | None = None
+        lead: Audio | None = None
+        if renders:
+            frames, new_audio, lead = self._render(request, p, tracker, cancel)
+        if p.keeps_picture:
+            frames = np.asarray(request.video[: p.total_frames])
+        if soundtrack:
+            tracker.enter(Stage.SOUND, segment=len(p.segments) * renders)
+            new_audio = self._soundtrack(request, p, len(frames), cancel)
+            lead = None
+        audio, kind = _compose(request, p, len(frames), new_audio, lead)
+        tracker.enter(Stage.DONE, segment=tracker.segments - 1)
+        return GenerationResult(
+            frames=frames,
+            fps=p.fps,
+            seed=p.seed,
+            model=p.spec.id,
+            capability=p.capability,
+            render_size=p.size if p.keeps_picture else p.render_size,
+            size=p.size,
+            segments=len(p.segments),
+            steps=p.steps,
+            guidance=p.guidance,
+            timings=tracker.timings,
+            prefix=request.extend,
+            audio=audio,
+            audio_kind=kind,
+        )
+
+    def _render(
+        self, request: GenerationRequest, p: Plan, tracker: ProgressTracker, cancel: CancelToken
+    ) -> tuple[np.ndarray, Audio | None, Audio | None]:
+        """Every segment's frames, joined, and the sound the model made with them (None from a
+        silent model), with the sound it made under the first segment's conditioning frame
+        (the lead an extension's join crossfades into)."""
         pipe = self._pipeline(request.model, p.spec, p.capability)
         chain_pipe = None
         if any(s.continues for s in p.segments):
@@ -113,6 +159,8 @@ class Engine:
 
         width, height = p.render_size
         pieces: list[np.ndarray] = []
+        sounds: list[Audio | None] = []
+        leads: list[Audio | None] = []
         last = _last_frame(request.extend) if request.extend is not None else None
         start = 0
         for segment in p.segments:
@@ -143,32 +191,49 @@ class Engine:
                 generator=_generator(p.seed + segment.index),
                 image=image,
                 video=video,
-                strength=p.strength,
+                # "Add sound" keeps every frame of the source: nothing of it is re-noised.
+                strength=0.0 if p.keeps_picture else p.strength,
             )
-            frames = self._run(this_pipe, this_spec, call, tracker, segment.index, cancel)
+            frames, audio = self._run(this_pipe, this_spec, call, tracker, segment.index, cancel)
             if frames.shape[1:3] != (height, width):
                 frames = _resize_frames(frames, (width, height))
+            lead = None
+            if audio is not None:
+                audio = sound.fit(audio, segment.frames, p.fps)
             if segment.continues:
                 frames = frames[1:]  # the conditioning frame, already the previous one's last
+                if audio is not None:
+                    lead = sound.span(audio, 0, 1, p.fps)
+                    audio = sound.span(audio, 1, segment.frames, p.fps)
             pieces.append(frames)
+            sounds.append(audio)
+            leads.append(lead)
             last = frames[-1]
 
-        new_frames = np.concatenate(pieces)[: p.total_frames - p.existing_frames]
-        tracker.enter(Stage.DONE, segment=len(p.segments) - 1)
-        return GenerationResult(
-            frames=new_frames,
-            fps=p.fps,
+        count = p.total_frames - p.existing_frames
+        new_frames = np.concatenate(pieces)[:count]
+        if all(a is None for a in sounds):
+            return new_frames, None, None
+        filled = [
+            a if a is not None else sound.silence(sound.boundary(len(f), p.fps))
+            for a, f in zip(sounds, pieces, strict=True)
+        ]
+        # Each later segment's lead blends the join with the one before; the first one's is
+        # for joining onto an extension's source.
+        joined = sound.join(filled, leads=[None, *leads[1:]])
+        return new_frames, sound.fit(joined, count, p.fps), leads[0]
+
+    def _soundtrack(
+        self, request: GenerationRequest, p: Plan, frames: int, cancel: CancelToken
+    ) -> Audio:
+        made = self.soundtracks.make(
+            request.prompt,
+            seconds=frames / p.fps,
             seed=p.seed,
-            model=p.spec.id,
-            capability=p.capability,
-            render_size=p.render_size,
-            size=p.size,
-            segments=len(p.segments),
-            steps=p.steps,
-            guidance=p.guidance,
-            timings=tracker.timings,
-            prefix=request.extend,
+            model=request.soundtrack_model,
+            cancel=cancel,
         )
+        return sound.fit(made, frames, p.fps)
 
     def _pipeline(self, model: str, spec: ModelSpec, capability: Capability) -> Any:
         """`model` is what the user named (an id or a folder); `spec` is its catalogue entry."""
@@ -183,9 +248,13 @@ class Engine:
         tracker: ProgressTracker,
         segment: int,
         cancel: CancelToken,
-    ) -> np.ndarray:
-        """One pipeline call, reporting each step and stopping at once when cancelled."""
-        kwargs = call_kwargs(type(pipe), call, dict(spec.call_defaults))
+    ) -> tuple[np.ndarray, Audio | None]:
+        """One pipeline call, reporting each step and stopping at once when cancelled: its
+        frames, and its sound from a model that makes sound."""
+        defaults = dict(spec.call_defaults)
+        if spec.sigmas is not None and call.steps == len(spec.sigmas):
+            defaults["sigmas"] = list(spec.sigmas)
+        kwargs = call_kwargs(type(pipe), call, defaults)
         tracker.enter(Stage.ENCODING_PROMPT, segment=segment)
         state = {"denoising": False}
 
@@ -217,7 +286,8 @@ class Engine:
             # An exception skips the pipeline's own release of offloaded weights.
             if hasattr(pipe, "maybe_free_model_hooks"):
                 pipe.maybe_free_model_hooks()
-        return _to_uint8(output.frames[0])
+        audio = _model_audio(pipe, output) if spec.audio else None
+        return _to_uint8(output.frames[0]), audio
 
 
 class _StepReporter:
@@ -250,6 +320,49 @@ def _iterate(iterable: Any, reporter: _StepReporter) -> Iterator[Any]:
     for item in iterable:
         yield item
         reporter.update()
+
+
+def _model_audio(pipe: Any, output: Any) -> Audio:
+    """The sound of one call of a model that makes sound (LTX-2: its vocoder's waveform,
+    batch × channels × samples, as a tensor whatever the output type), at 48 kHz."""
+    waveform = output.audio[0]
+    if hasattr(waveform, "detach"):
+        waveform = waveform.detach().float().cpu().numpy()
+    samples = np.asarray(waveform, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None]
+    return sound.playable(Audio(samples, int(pipe.vocoder.config.output_sampling_rate)))
+
+
+def _compose(
+    request: GenerationRequest,
+    p: Plan,
+    count: int,
+    new_audio: Audio | None,
+    lead: Audio | None,
+) -> tuple[Audio | None, SoundKind | None]:
+    """The whole video's sound and what made it, from the new part's (`count` frames) and the
+    source's: an extension keeps its source's sound for the source part; a remix or an edit
+    by a silent model keeps the source's sound, aligned, unless another was asked for."""
+    if p.audio is AudioMode.NONE:
+        return None, None
+    kind = p.sound if new_audio is not None else None
+    source = sound.playable(request.source_audio) if request.source_audio is not None else None
+    if request.extend is not None:
+        if source is None and new_audio is None:
+            return None, None
+        before_frames = len(request.extend)
+        before = (
+            sound.fit(source, before_frames, p.fps)
+            if source is not None
+            else sound.silence(sound.boundary(before_frames, p.fps))
+        )
+        after = new_audio if new_audio is not None else sound.silence(sound.boundary(count, p.fps))
+        whole = sound.join([before, after], leads=[None, lead])
+        return sound.fit(whole, before_frames + count, p.fps), kind or SoundKind.SOURCE
+    if new_audio is None and source is not None and p.capability is Capability.VIDEO:
+        return sound.fit(source, count, p.fps), SoundKind.SOURCE
+    return new_audio, kind
 
 
 def _looks_like_path(model: str) -> bool:

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from moviola.engine.catalogue import Capability, ModelSpec, catalogue, get_model
 from moviola.engine.errors import UnknownModelError, WeightsNotFoundError
@@ -54,7 +54,17 @@ def resolve_model(model: str, models_dir: Path | None = None) -> tuple[ModelSpec
     return spec, find_weights(spec, models_dir)
 
 
-def find_weights(spec: ModelSpec, models_dir: Path | None) -> Path | None:
+class Weighted(Protocol):
+    """Anything whose weights are looked for: a video model or a soundtrack model."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def repo_id(self) -> str | None: ...
+
+
+def find_weights(spec: Weighted, models_dir: Path | None) -> Path | None:
     if models_dir is not None:
         local = Path(models_dir) / spec.id
         if (local / "model_index.json").is_file():

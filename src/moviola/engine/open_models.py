@@ -361,7 +361,105 @@ LTX_2 = ModelSpec(
         published_params=19e9,
     ),
     description="LTX-2 19B: video with synchronized audio from text, an image or a video",
-    call_defaults=MappingProxyType({"frame_rate": 24.0}),
+    # diffusers 0.42's call defaults are LTX-2.3's; LTX-2.0's own differ in two: spatio-temporal
+    # guidance at block 29 (the pipeline's docstring) and each modality's own timestep in the
+    # cross-attention (`use_cross_timestep=False`, "the legacy LTX-2.0 behaviour"). The rest
+    # (stg 1.0, modality 3.0, rescale 0.7, audio guidance 7.0) match Lightricks' 2.0 constants.
+    call_defaults=MappingProxyType(
+        {"frame_rate": 24.0, "spatio_temporal_guidance_blocks": [29], "use_cross_timestep": False}
+    ),
+    audio=True,
+)
+
+# --- LTX-2.3 distilled (22B: 19B transformer + 3.2B text connectors) ----------------------------
+# The diffusers-format weights the diffusers team published (`diffusers/LTX-2.3-Distilled-
+# Diffusers`, LTX2Pipeline). Transformer: the "2.3" config of diffusers'
+# scripts/convert_ltx2_to_diffusers.py (gated attention, cross-attention modulation, perturbed
+# attention for STG); every key is one the installed class takes.
+_LTX23_TRANSFORMER = {
+    "in_channels": 128,
+    "out_channels": 128,
+    "patch_size": 1,
+    "patch_size_t": 1,
+    "num_attention_heads": 32,
+    "attention_head_dim": 128,
+    "cross_attention_dim": 4096,
+    "vae_scale_factors": (8, 32, 32),
+    "pos_embed_max_pos": 20,
+    "base_height": 2048,
+    "base_width": 2048,
+    "gated_attn": True,
+    "cross_attn_mod": True,
+    "audio_in_channels": 128,
+    "audio_out_channels": 128,
+    "audio_patch_size": 1,
+    "audio_patch_size_t": 1,
+    "audio_num_attention_heads": 32,
+    "audio_attention_head_dim": 64,
+    "audio_cross_attention_dim": 2048,
+    "audio_scale_factor": 4,
+    "audio_pos_embed_max_pos": 20,
+    "audio_sampling_rate": 16000,
+    "audio_hop_length": 160,
+    "audio_gated_attn": True,
+    "audio_cross_attn_mod": True,
+    "num_layers": 48,
+    "activation_fn": "gelu-approximate",
+    "qk_norm": "rms_norm_across_heads",
+    "norm_elementwise_affine": False,
+    "norm_eps": 1e-6,
+    "caption_channels": 3840,
+    "attention_bias": True,
+    "attention_out_bias": True,
+    "rope_theta": 10000.0,
+    "rope_double_precision": True,
+    "causal_offset": 1,
+    "timestep_scale_multiplier": 1000,
+    "cross_attn_timestep_scale_multiplier": 1000,
+    "rope_type": "split",
+    "use_prompt_embeddings": False,
+    "perturbed_attn": True,
+}
+
+LTX_23_DISTILLED = ModelSpec(
+    id="ltx-2.3-distilled",
+    name="LTX-2.3 22B distilled",
+    family="ltx2",
+    repo_id="diffusers/LTX-2.3-Distilled-Diffusers",
+    pipelines=LTX_2.pipelines,
+    native_sizes=((768, 512), (512, 768)),  # the pipeline's and Lightricks' one-stage default
+    size_multiple=32,
+    fps=24,
+    frame_rule=FrameRule(8),
+    max_frames=481,  # as LTX-2: 20 s at 24 fps
+    # Lightricks' card: "8 steps, CFG=1"; the schedule is diffusers' DISTILLED_SIGMA_VALUES.
+    default_steps=8,
+    default_guidance=1.0,
+    sigmas=(1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875),
+    license="LTX-2 Community License",
+    vram_gb=75.0,  # estimate: 38 GB transformer + 6.3 GB connectors + 24 GB Gemma-3-12B + VAEs
+    transformer=TransformerSpec(
+        cls="LTX2VideoTransformer3DModel",
+        config=MappingProxyType(_LTX23_TRANSFORMER),
+        published_params=19e9,  # 18.99B counted; the "22B" adds the 3.2B text connectors
+    ),
+    description="LTX-2.3 distilled: video with synchronized audio in 8 steps, no guidance",
+    # Distilled: no guidance of any kind. diffusers 0.42 guides whenever either modality's scale
+    # is above 1, and its defaults are the base model's (audio CFG 7, STG 1, modality 3), so
+    # every one is turned off here.
+    call_defaults=MappingProxyType(
+        {
+            "frame_rate": 24.0,
+            "audio_guidance_scale": 1.0,
+            "stg_scale": 0.0,
+            "audio_stg_scale": 0.0,
+            "modality_scale": 1.0,
+            "audio_modality_scale": 1.0,
+            "guidance_rescale": 0.0,
+            "audio_guidance_rescale": 0.0,
+        }
+    ),
+    audio=True,
 )
 
 # --- HunyuanVideo 1.5 (8.3B) --------------------------------------------------------------------
@@ -509,6 +607,7 @@ OPEN_MODELS: tuple[ModelSpec, ...] = (
     WAN22_I2V_A14B,
     LTX_VIDEO,
     LTX_2,
+    LTX_23_DISTILLED,
     HUNYUANVIDEO_15,
     HUNYUANVIDEO_15_I2V,
     COGVIDEOX_5B,

@@ -16,6 +16,7 @@ class Stage(str, Enum):
     ENCODING_PROMPT = "encoding_prompt"
     DENOISING = "denoising"
     DECODING = "decoding"
+    SOUND = "sound"  # a soundtrack model making the sound
     WRITING = "writing"  # reported by whoever encodes the frames (CLI, worker)
     DONE = "done"
 

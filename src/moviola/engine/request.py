@@ -10,8 +10,10 @@ import math
 import secrets
 from collections.abc import ItemsView
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
+from moviola.audio import Audio
 from moviola.engine.catalogue import Capability, ModelSpec, get_model
 from moviola.engine.errors import UnsupportedInputError
 from moviola.engine.sizes import (
@@ -27,6 +29,24 @@ MAX_PROMPT_CHARS = 32_000  # what the hosted Videos API allowed
 MAX_SECONDS = 120.0  # Sora's ceiling for a video grown by extensions
 MAX_SEED = 2**63 - 1
 DEFAULT_STRENGTH = 0.6
+DEFAULT_SOUNDTRACK_MODEL = "stable-audio-open-1.0"
+
+
+class AudioMode(str, Enum):
+    """What sound a request asks for."""
+
+    AUTO = "auto"  # the model's own where it makes sound, else the source's (if any), else none
+    NONE = "none"  # silent, even if the model or the source has sound
+    SOUNDTRACK = "soundtrack"  # a text-to-audio model's soundtrack from the prompt
+    ADD = "add"  # an edit that keeps the picture as it is and only makes its sound
+
+
+class SoundKind(str, Enum):
+    """What made a video's sound: what the API's `moviola.audio.kind` says."""
+
+    MODEL = "model"  # the video model, with the picture (LTX-2)
+    SOURCE = "source"  # the source video's own, kept through a remix, edit or extension
+    SOUNDTRACK = "soundtrack"  # a text-to-audio model, from the prompt
 
 
 @dataclass
@@ -39,6 +59,8 @@ class GenerationRequest:
       or the source's length for video input.
     - `image`: a first frame (PIL image). `video`: a source to re-render (uint8 T×H×W×3) at
       `strength` (0 keeps it, 1 ignores it). `extend`: a video to continue by `seconds`.
+    - `audio`: what sound to give it (`AudioMode`); `source_audio` is the sound of `video` or
+      `extend`, kept where the model makes none; `soundtrack_model` makes soundtracks.
     """
 
     prompt: str
@@ -55,6 +77,9 @@ class GenerationRequest:
     video: Any = None
     strength: float = DEFAULT_STRENGTH
     extend: Any = None
+    audio: AudioMode | str = AudioMode.AUTO
+    source_audio: Audio | None = None
+    soundtrack_model: str = DEFAULT_SOUNDTRACK_MODEL
     max_prompt_chars: int = MAX_PROMPT_CHARS
     max_seconds: float = MAX_SECONDS
 
@@ -76,18 +101,37 @@ class Plan:
     strength: float
     existing_frames: int = 0  # frames of an extension's source
     chain_spec: ModelSpec | None = None
+    audio: AudioMode = AudioMode.AUTO
     warnings: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
         return self.total_frames / self.fps
 
+    @property
+    def sound(self) -> SoundKind | None:
+        """What makes the new part's sound: the model's own calls, a soundtrack, or nothing
+        (the source's sound, where there is one, is then kept for `auto`)."""
+        if self.audio is AudioMode.SOUNDTRACK:
+            return SoundKind.SOUNDTRACK
+        if self.audio is AudioMode.NONE:
+            return None
+        if self.spec.audio and self.spec.supports(self.capability):
+            return SoundKind.MODEL
+        return SoundKind.SOUNDTRACK if self.audio is AudioMode.ADD else None
+
+    @property
+    def keeps_picture(self) -> bool:
+        """An "add sound" edit: the source's frames are the result's, untouched."""
+        return self.audio is AudioMode.ADD
+
 
 def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
     """Check `request` and resolve it against its model; raises `InvalidRequestError`s."""
     spec = spec or get_model(request.model)
     _check_prompt(request)
-    capability = _capability(request, spec)
+    audio = _audio_mode(request)
+    capability = _capability(request, spec, audio)
     _check_numbers(request)
 
     size = check_size(request.size) if request.size is not None else None
@@ -149,6 +193,7 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
         strength=request.strength,
         existing_frames=existing,
         chain_spec=chain_spec,
+        audio=audio,
     )
 
 
@@ -163,7 +208,24 @@ def _check_prompt(request: GenerationRequest) -> None:
         )
 
 
-def _capability(request: GenerationRequest, spec: ModelSpec) -> Capability:
+def _audio_mode(request: GenerationRequest) -> AudioMode:
+    try:
+        audio = AudioMode(request.audio)
+    except ValueError:
+        choices = ", ".join(mode.value for mode in AudioMode)
+        raise InvalidRequestError(
+            f"audio must be one of {choices} (got {request.audio!r})", param="audio"
+        ) from None
+    if audio is AudioMode.ADD and request.video is None:
+        raise InvalidRequestError(
+            "audio=add keeps a video's picture and makes its sound: it needs a video to work on "
+            "(an edit)",
+            param="audio",
+        )
+    return audio
+
+
+def _capability(request: GenerationRequest, spec: ModelSpec, audio: AudioMode) -> Capability:
     given = [name for name in ("image", "video", "extend") if getattr(request, name) is not None]
     if len(given) > 1:
         raise InvalidRequestError(
@@ -177,6 +239,8 @@ def _capability(request: GenerationRequest, spec: ModelSpec) -> Capability:
 
     if request.video is not None:
         capability, param = Capability.VIDEO, "video"
+        if audio is AudioMode.ADD and not (spec.audio and spec.supports(capability)):
+            return capability  # the picture is kept and a soundtrack made: the model is not run
     elif request.image is not None:
         capability, param = Capability.IMAGE, "image"
     elif request.extend is not None:

@@ -7,7 +7,9 @@
 
 A shot with no image of its own continues from the last frame of the shot before, as an
 extension does (through the model's image-to-video mode or its chain model), so the cut is
-seamless and no frame is repeated; a shot with an image starts afresh from it. The base
+seamless and no frame is repeated; a shot with an image starts afresh from it. Sound follows
+the picture: a continuing shot's sound is crossfaded into the one before under that last frame,
+as an extension's is, and a fresh shot's starts with a short fade. The base
 request carries what all shots share: model, size, fps, steps, guidance, seed, negative prompt.
 """
 
@@ -19,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from moviola import audio as sound
+from moviola.audio import Audio
 from moviola.engine.generate import Engine, GenerationResult
 from moviola.engine.progress import CancelToken, Progress, ProgressCallback, Stage
 from moviola.engine.request import GenerationRequest, Plan, plan
@@ -51,9 +55,14 @@ class StoryboardResult:
 
 
 def shot_request(
-    base: GenerationRequest, shots: list[StoryboardShot], index: int, previous: Any = None
+    base: GenerationRequest,
+    shots: list[StoryboardShot],
+    index: int,
+    previous: Any = None,
+    previous_audio: Audio | None = None,
 ) -> GenerationRequest:
-    """The request for shot `index` (0-based); `previous` stands for the frames before it."""
+    """The request for shot `index` (0-based); `previous` stands for the frames before it and
+    `previous_audio` for their sound."""
     shot = shots[index]
     request = dataclasses.replace(
         base,
@@ -69,7 +78,7 @@ def shot_request(
         return dataclasses.replace(request, image=shot.image)
     if index > 0:
         # Only the last frame matters to the continuation; one frame keeps the request small.
-        return dataclasses.replace(request, extend=previous)
+        return dataclasses.replace(request, extend=previous, source_audio=previous_audio)
     return request
 
 
@@ -124,14 +133,19 @@ def generate_storyboard(
 
     kept: list[ShotFrames] = []
     results: list[GenerationResult] = []
+    whole_audio: Audio | None = None
     start = 0
     for index, length in enumerate(lengths):
         previous = kept[-1].frames[-1:] if kept else None
-        request = shot_request(base, shots, index, previous)
+        under_previous = None
+        if whole_audio is not None and previous is not None:
+            under_previous = sound.span(whole_audio, start - 1, start, first.fps)
+        request = shot_request(base, shots, index, previous, under_previous)
         report = _shot_progress(on_progress, index, len(shots), start / total, length / total)
         result = engine.generate(request, on_progress=report, cancel=cancel)
         kept.append(ShotFrames(index + 1, shots[index].prompt, start, result.frames))
         results.append(result)
+        whole_audio = _extended(whole_audio, result, start, first.fps)
         start += len(result.frames)
 
     timings: dict[str, float] = {}
@@ -144,10 +158,28 @@ def generate_storyboard(
         segments=sum(r.segments for r in results),
         timings=timings,
         prefix=None,
+        audio=whole_audio,
+        audio_kind=next((r.audio_kind for r in results if r.audio_kind is not None), None),
     )
     if on_progress is not None:
         on_progress(Progress(Stage.DONE, 1.0, segment=len(shots) - 1, segments=len(shots)))
     return StoryboardResult(whole, kept)
+
+
+def _extended(before: Audio | None, shot: GenerationResult, start: int, fps: int) -> Audio | None:
+    """The storyboard's sound up to frame `start`, followed by `shot`'s. A continuing shot's
+    sound (`shot.prefix` set) begins under the last frame before it, already crossfaded into
+    the sound there, so it replaces that frame's sound rather than following it."""
+    if before is None and shot.audio is None:
+        return None
+    if before is None:
+        before = sound.silence(sound.boundary(start, fps))
+    if shot.audio is None:
+        return sound.join([before, sound.silence(sound.boundary(len(shot.frames), fps))])
+    if shot.prefix is not None:
+        kept = sound.span(before, 0, start - len(shot.prefix), fps)
+        return sound.fit(sound.concat([kept, shot.audio]), start + len(shot.frames), fps)
+    return sound.fit(sound.join([before, shot.audio]), start + len(shot.frames), fps)
 
 
 def _shot_progress(
