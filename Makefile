@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/api_load.py
 	$(BIN)/python benchmarks/studio_library.py
 	$(BIN)/python benchmarks/provenance_cost.py
+	$(BIN)/python benchmarks/audio_cost.py
 	$(BIN)/python benchmarks/cluster_throughput.py
 
 clean:

@@ -39,6 +39,7 @@ def engine():
 MOVIOLA = str(Path(sys.executable).parent / "moviola")
 BASE_ENV = {
     "MOVIOLA_MODEL_ALIASES": "sora-2=tiny,sora-2-pro=tiny-ltx",
+    "MOVIOLA_SOUNDTRACK_MODEL": "tiny-audio",
     "MOVIOLA_X264_PRESET": "ultrafast",
     "MOVIOLA_POLL_AFTER_MS": "100",  # the SDK's poll helper waits what the server says
     "MOVIOLA_LOG_FORMAT": "text",

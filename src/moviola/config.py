@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     max_decode_bytes: int = 2 * 1024**3  # a source decoded whole (T×H×W×3) may take this much
     crf: int = 18
     x264_preset: str = "medium"
+    # What makes a soundtrack (`audio=soundtrack`, and "add sound" for a silent model).
+    soundtrack_model: str = "stable-audio-open-1.0"
 
     # Server.
     database_url: str | None = None  # None: SQLite in the data dir

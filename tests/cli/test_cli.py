@@ -212,3 +212,49 @@ def test_pulling_without_a_network_fails_cleanly(tmp_path):
     done = moviola("models", "pull", "cogvideox-5b", env={"MOVIOLA_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
     assert done.stderr.startswith("error") and "THUDM/CogVideoX-5b" in done.stderr
+
+
+def test_generate_with_a_model_that_makes_sound_writes_its_sound(tmp_path):
+    out = tmp_path / "rain.mp4"
+    done = moviola(
+        "generate", "rain on a tin roof", "--model", "tiny-ltx2", "--seconds", "1", "-o", out
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sound" in done.stdout and "48000 Hz" in done.stdout
+    info = media.probe(out)
+    assert info.audio is not None and info.audio.codec == "aac"
+    assert abs(info.audio.duration - info.duration) < 1 / 24
+    silent = moviola(
+        "generate",
+        "rain",
+        "--model",
+        "tiny-ltx2",
+        "--seconds",
+        "1",
+        "--audio",
+        "none",
+        "-o",
+        tmp_path / "quiet.mp4",
+    )
+    assert silent.returncode == 0, silent.stderr
+    assert media.probe(tmp_path / "quiet.mp4").audio is None
+
+
+def test_generate_refuses_an_unknown_sound_option(tmp_path):
+    done = moviola(
+        "generate", "rain", "--model", "tiny", "--audio", "loud", "-o", tmp_path / "x.mp4"
+    )
+    assert done.returncode == 2
+    assert "audio must be one of" in done.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_models_list_info_and_pull_know_the_soundtrack_models(tmp_path):
+    listed = moviola("models", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "stable-audio-open-1.0" in listed.stdout and "tiny-audio" in listed.stdout
+    info = moviola("models", "info", "stable-audio-open-1.0")
+    assert info.returncode == 0 and "stabilityai/stable-audio-open-1.0" in info.stdout
+    pulled = moviola("models", "pull", "tiny-audio", "--to", tmp_path / "tiny-audio")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (tmp_path / "tiny-audio" / "model_index.json").is_file()

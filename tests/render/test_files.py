@@ -53,3 +53,25 @@ def test_an_extension_writes_source_and_continuation(engine, tmp_path):
     frames, info = media.decode_frames(files.video)
     assert info.frames == 18
     assert abs(int(frames[:10].mean()) - 90) <= 2  # the source, untouched up to H.264
+
+
+def test_a_storyboard_with_sound_gives_every_file_its_part_of_it(engine, tmp_path):
+    from moviola import audio
+    from moviola.engine.storyboard import StoryboardShot
+
+    shots = [StoryboardShot("thunder", 1), StoryboardShot("rain", 1), StoryboardShot("sun", 1)]
+    base = GenerationRequest("", model="tiny-ltx2", size=(160, 96), seed=3)
+    files = render(engine, base, tmp_path / "board.mp4", shots=shots)
+    assert files.summary.audio_kind == "model"
+    whole = media.decode_audio(files.video)
+    assert files.info.audio is not None
+    assert abs(files.info.audio.duration - files.info.duration) < 1 / 24
+    for shot in files.shots:
+        own = media.probe(shot.path)
+        assert own.audio is not None and abs(own.audio.duration - own.duration) < 1 / 24
+        part = media.decode_audio(shot.path)
+        expected = audio.span(whole, shot.start_frame, shot.start_frame + shot.frames, 24)
+        assert part.length == expected.length
+    for shot in files.shots[1:]:  # no gap where one shot meets the next
+        at_join = audio.span(whole, shot.start_frame - 2, shot.start_frame + 2, 24)
+        assert audio.rms(at_join) > 1e-3

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from moviola.jobs.fields import EXTRA_FIELDS, fields_for
+from moviola.jobs.fields import EXTRA_FIELDS, ExtraField, fields_for
 from moviola.store.models import Character, Video, VideoKind, VideoStatus
 
 
@@ -54,9 +54,16 @@ class MoviolaOptions(_Request):
 # follow (hence their `type: ignore[misc]`); pydantic and the OpenAPI schema see every field.
 def _options(kind: VideoKind) -> type[MoviolaOptions]:
     fields: dict[str, Any] = {
-        f.name: (f.type | None, Field(None, description=f.help)) for f in fields_for(kind)
+        f.name: (_annotation(f, kind) | None, Field(None, description=f.help))
+        for f in fields_for(kind)
     }
     return create_model(f"{kind.value.title()}Options", __base__=MoviolaOptions, **fields)
+
+
+def _annotation(field: ExtraField, kind: VideoKind) -> Any:
+    # A field with choices is an enum in the OpenAPI schema, as it is to the service.
+    choices = field.choices_for(kind)
+    return Literal[choices] if choices else field.type
 
 
 class ImageReference(BaseModel):
@@ -103,8 +110,12 @@ class EditVideoRequest(_options(VideoKind.EDIT)):  # type: ignore[misc]
     model: str | None = Field(None, description="For an uploaded video: the model to use.")
 
 
-class ExtendVideoRequest(EditVideoRequest):
+class ExtendVideoRequest(_options(VideoKind.EXTEND)):  # type: ignore[misc]
     prompt: str = Field(description="What happens next.")
+    video: VideoReference | Text | None = Field(
+        None, description="A video file part, or {id} of a completed video (video[id])."
+    )
+    model: str | None = Field(None, description="For an uploaded video: the model to use.")
     seconds: Text | None = Field(None, description='Seconds to add: "4", "8", "12", "16", "20".')
 
 
@@ -118,6 +129,19 @@ class CreateCharacterRequest(_Request):
 class VideoError(BaseModel):
     code: str
     message: str
+
+
+class AudioDetails(BaseModel):
+    """A video's sound: its stream, and what made it."""
+
+    codec: str = Field(description="aac for every video made here; an import's own codec.")
+    sample_rate: int
+    channels: int
+    kind: Literal["model", "source", "soundtrack"] | None = Field(
+        None,
+        description="model: the video model made it with the picture; source: the source "
+        "video's own, kept; soundtrack: a text-to-audio model made it from the prompt.",
+    )
 
 
 class MoviolaDetails(BaseModel):
@@ -137,6 +161,8 @@ class MoviolaDetails(BaseModel):
     # An imported video: where it came from (folder, zip, api, export), its id there, and when
     # it arrived; null for a video made here.
     origin: dict[str, Any] | None = None
+    # The sound; null for a silent video (and while there is no video yet).
+    audio: AudioDetails | None = None
 
 
 class VideoObject(BaseModel):
@@ -247,6 +273,7 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
             "timings": result.get("timings"),
             "credentials": (row.credentials or {}).get("state"),
             "origin": _origin(row.origin),
+            "audio": result.get("audio"),
         },
     }
 

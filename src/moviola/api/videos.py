@@ -201,7 +201,7 @@ async def extend_video(request: Request, caller: Caller = Depends(authenticate))
 async def from_source(
     request: Request,
     caller: Caller,
-    model: type[EditVideoRequest],
+    model: type[EditVideoRequest] | type[ExtendVideoRequest],
     action: str,
     *,
     with_seconds: bool = False,

@@ -35,6 +35,11 @@ def generate(
     video: Path = typer.Option(None, help="Source video to re-render (video → video)."),
     extend: Path = typer.Option(None, help="Video to continue by --seconds."),
     strength: float = typer.Option(0.6, help="With --video: 0 keeps the source, 1 ignores it."),
+    audio: str = typer.Option(
+        "auto",
+        help="Sound: auto (the model's own, else the source's), none, soundtrack (made from "
+        "the prompt), or with --video add (keep the picture, make only its sound).",
+    ),
     negative_prompt: str = typer.Option(None, "--negative-prompt", "-n"),
     steps: int = typer.Option(None, help="Denoising steps (default: the model's)."),
     guidance: float = typer.Option(None, help="Guidance scale (default: the model's)."),
@@ -65,6 +70,7 @@ def generate(
             raise InvalidRequestError(
                 f"--offload must be one of {', '.join(OFFLOAD_MODES)}", param="offload"
             )
+        source_path = video or extend
         request = GenerationRequest(
             prompt=prompt,
             model=model_id,
@@ -80,6 +86,13 @@ def generate(
             image=media.load_image(image, max_pixels=settings.max_input_pixels) if image else None,
             video=_read_video(video, settings) if video else None,
             extend=_read_video(extend, settings) if extend else None,
+            audio=audio,
+            source_audio=(
+                media.decode_audio(source_path, max_duration_s=settings.max_input_seconds)
+                if source_path
+                else None
+            ),
+            soundtrack_model=settings.soundtrack_model,
             max_prompt_chars=settings.max_prompt_chars,
             max_seconds=settings.max_seconds,
         )
@@ -96,8 +109,9 @@ def generate(
             console.print(f"[yellow]{plan.spec.id} is a test model: it makes noise.[/]")
         output = output or Path(_default_name(prompt, plan.seed))
         request.seed = plan.seed
-        source = video or extend
-        stamp = Stamp.from_settings(settings).from_source(source, source.name if source else None)
+        stamp = Stamp.from_settings(settings).from_source(
+            source_path, source_path.name if source_path else None
+        )
         with GenerationBar(console) as bar:
             files = render(
                 engine,
@@ -148,6 +162,15 @@ def _report(console: Console, files: RenderedFiles, spec: ModelSpec) -> None:
         f"{result.render_size[0]}x{result.render_size[1]}, "
         f"{result.segments} segment(s), {result.steps} steps",
     )
+    if info.audio is not None:
+        made_by = {"model": "by the model", "source": "the source's", "soundtrack": "soundtrack"}
+        table.add_row(
+            "sound",
+            f"{info.audio.codec}, {info.audio.sample_rate} Hz, {info.audio.channels} ch, "
+            f"{made_by.get(result.audio_kind or '', 'kept')}",
+        )
+    else:
+        table.add_row("sound", "none")
     table.add_row("timings", "  ".join(f"{k} {v:.2f}s" for k, v in files.timings.items()))
     if files.credentials:
         c = files.credentials

@@ -12,7 +12,8 @@ from rich.table import Table
 from moviola.cli.failures import one_line_errors
 
 if TYPE_CHECKING:
-    from moviola.engine.catalogue import ModelSpec
+    from moviola.config import Settings
+    from moviola.engine.loading import Weighted
 
 app = typer.Typer(
     help="The model catalogue: what is known, what is installed, fetching weights.",
@@ -20,7 +21,7 @@ app = typer.Typer(
 )
 
 
-def _installed(spec: ModelSpec, models_dir: Path) -> str:
+def _installed(spec: Weighted, models_dir: Path) -> str:
     """'built in', 'local', 'cached' or '' — without touching the network."""
     if (models_dir / spec.id / "model_index.json").is_file():
         return "local"
@@ -64,6 +65,26 @@ def list_models() -> None:
         Console().print(table)
         aliases = ", ".join(f"{k} → {v}" for k, v in settings.model_aliases.items())
         Console().print(f"aliases: {aliases}")
+        _list_soundtracks(settings)
+
+
+def _list_soundtracks(settings: Settings) -> None:
+    from moviola.engine.soundtrack import soundtrack_models
+
+    table = Table(title="Soundtrack models (audio=soundtrack)")
+    table.add_column("id", no_wrap=True)
+    table.add_column("makes")
+    table.add_column("max s", justify="right")
+    table.add_column("installed", no_wrap=True)
+    for spec in soundtrack_models().values():
+        used = " (in use)" if spec.id == settings.soundtrack_model else ""
+        table.add_row(
+            spec.id + used,
+            "test model (noise)" if spec.is_test_model else "sound from a prompt",
+            f"{spec.max_seconds:g}",
+            _installed(spec, settings.models_path) or "[dim]no[/]",
+        )
+    Console().print(table)
 
 
 _CAPS = {"t2v": "text", "i2v": "image", "v2v": "video"}
@@ -77,10 +98,10 @@ def info(model_id: str = typer.Argument(..., help="A catalogue id or alias.")) -
         from moviola.engine import get_model
 
         settings = get_settings()
+        if model_id in _soundtrack_ids():
+            _soundtrack_info(model_id, settings)
+            return
         spec = get_model(settings.resolve_model(model_id))
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
         rows = {
             "id": spec.id,
             "name": spec.name,
@@ -98,15 +119,53 @@ def info(model_id: str = typer.Argument(..., help="A catalogue id or alias.")) -
             "VRAM (rough)": f"{spec.vram_gb:g} GB" if spec.vram_gb else "-",
             "licence": spec.license,
             "continues with": spec.chain_model or "itself",
+            "sound": "its own, with the picture"
+            if spec.audio
+            else "none (a soundtrack can add it)",
         }
         if spec.transformer:
             rows["transformer"] = (
                 f"{spec.transformer.cls}, {spec.transformer.published_params / 1e9:g}B params"
                 + (f" × {spec.transformer.count}" if spec.transformer.count > 1 else "")
             )
-        for key, value in rows.items():
-            table.add_row(key, value)
-        Console().print(table)
+        _print_facts(rows)
+
+
+def _print_facts(rows: dict[str, str]) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def _soundtrack_ids() -> set[str]:
+    from moviola.engine.soundtrack import soundtrack_models
+
+    return set(soundtrack_models())
+
+
+def _soundtrack_info(model_id: str, settings: Settings) -> None:
+    from moviola.engine.soundtrack import get_soundtrack_model
+
+    spec = get_soundtrack_model(model_id)
+    rows = {
+        "id": spec.id,
+        "name": spec.name,
+        "about": spec.description,
+        "weights": spec.repo_id or "built in code (test model)",
+        "installed": _installed(spec, settings.models_path) or "no",
+        "pipeline": spec.pipeline,
+        "per call": f"at most {spec.max_seconds:g} s (longer soundtracks join several)",
+        "defaults": f"{spec.default_steps} steps, guidance {spec.default_guidance:g}",
+        "VRAM (rough)": f"{spec.vram_gb:g} GB" if spec.vram_gb else "-",
+        "licence": spec.license,
+        "in use": "yes"
+        if spec.id == settings.soundtrack_model
+        else "no (MOVIOLA_SOUNDTRACK_MODEL)",
+    }
+    _print_facts(rows)
 
 
 @app.command("pull")
@@ -121,19 +180,35 @@ def pull(
         from moviola.errors import MoviolaError
 
         settings = get_settings()
-        spec = get_model(settings.resolve_model(model_id))
         console = Console()
-        if spec.repo_id is None:
-            from moviola.engine.tiny import save_tiny
+        spec: Weighted
+        if model_id in _soundtrack_ids():
+            from moviola.engine.soundtrack import get_soundtrack_model
 
-            folder = save_tiny(spec, to or settings.models_path / spec.id)
-            console.print(f"{spec.id} is built in code; saved a copy to {folder}")
-            return
+            spec = get_soundtrack_model(model_id)
+            license = spec.license
+            if spec.repo_id is None:
+                from moviola.engine.tiny import save_tiny_stable_audio
+
+                folder = save_tiny_stable_audio(to or settings.models_path / spec.id)
+                console.print(f"{spec.id} is built in code; saved a copy to {folder}")
+                return
+        else:
+            video = get_model(settings.resolve_model(model_id))
+            spec, license = video, video.license
+            if video.repo_id is None:
+                from moviola.engine.tiny import save_tiny
+
+                folder = save_tiny(video, to or settings.models_path / video.id)
+                console.print(f"{video.id} is built in code; saved a copy to {folder}")
+                return
         from huggingface_hub import snapshot_download
 
-        console.print(f"fetching {spec.repo_id} (licence: {spec.license}) …")
+        repo_id = spec.repo_id
+        assert repo_id is not None  # built-in models returned above
+        console.print(f"fetching {repo_id} (licence: {license}) …")
         try:
-            path = snapshot_download(spec.repo_id, local_dir=to)
+            path = snapshot_download(repo_id, local_dir=to)
         except Exception as err:  # network, auth, disk: all end the same way for the user
             raise MoviolaError(
                 f"could not fetch {spec.repo_id}: {str(err).splitlines()[0]}",

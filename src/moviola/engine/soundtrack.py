@@ -179,14 +179,16 @@ class Soundtracks:
             if self._loaded is not None and self._loaded[0] == key:
                 return self._loaded[1]
             self._loaded = None
-            pipe = _load(spec, weights, self.placement.resolved_device())
+            pipe = _load(spec, weights, self.placement)
             self._loaded = (key, pipe)
             return pipe
 
 
-def _load(spec: SoundtrackSpec, weights: Path | None, device: str) -> Any:
+def _load(spec: SoundtrackSpec, weights: Path | None, placement: Placement) -> Any:
     import torch
 
+    device = placement.resolved_device()
+    on_accelerator = not device.startswith("cpu")
     if weights is None:
         from moviola.engine.tiny import build_tiny_stable_audio
 
@@ -194,9 +196,15 @@ def _load(spec: SoundtrackSpec, weights: Path | None, device: str) -> Any:
     else:
         import diffusers
 
-        on_accelerator = not device.startswith("cpu")
         # Stable Audio's own card runs it in float16; a CPU runs float32.
         dtype = torch.float16 if on_accelerator else torch.float32
         pipe = getattr(diffusers, spec.pipeline).from_pretrained(str(weights), dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    # A worker short of GPU memory offloads its soundtracks as it does its video models.
+    if on_accelerator and placement.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif on_accelerator and placement.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    return pipe

@@ -10,10 +10,12 @@ import time
 from typing import Any
 
 from moviola import media
+from moviola.engine.request import SoundKind
 from moviola.importer import manifest
 from moviola.importer.container import Container
 from moviola.importer.metadata import iso
 from moviola.importer.sources import Candidate
+from moviola.render.files import audio_summary
 from moviola.store.models import Video, VideoKind, VideoStatus
 
 
@@ -41,6 +43,8 @@ def build(
         "duration": info.duration,
         "container": container.kind,
         "codec": info.codec,
+        # The file's own sound, kept as it is (a remix by a silent model keeps it too).
+        "audio": audio_summary(info, SoundKind.SOURCE.value),
     }
     found = dict(recovered.found)
     prompt = recovered.get("prompt")

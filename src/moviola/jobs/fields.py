@@ -8,6 +8,7 @@ table, so a new option is added here, in the engine and in the Studio's form —
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,28 @@ class ExtraField:
     help: str
     kinds: frozenset[VideoKind] = EVERY_KIND
     studio: str | None = None  # the Studio form's name for it, where shorter
+    # The values a text field takes, for every kind; `more` adds some for one kind.
+    choices: tuple[str, ...] = ()
+    more: Mapping[VideoKind, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    inherit: bool = True  # a remix takes the source's value over (unless it gives its own)
 
-    def parse(self, value: object) -> int | float | str:
-        """The value as stored, from JSON (numbers) or a form (text); a clear 400 otherwise."""
+    def choices_for(self, kind: VideoKind) -> tuple[str, ...]:
+        return (*self.choices, *self.more.get(kind, ()))
+
+    def parse(self, value: object, kind: VideoKind | None = None) -> int | float | str:
+        """The value as stored, from JSON (numbers) or a form (text); a clear 400 otherwise.
+        A field with choices takes one of those the `kind` of request takes."""
+        parsed = self._typed(value)
+        if self.choices:
+            allowed = self.choices_for(kind) if kind is not None else self.choices
+            if parsed not in allowed:
+                raise InvalidRequestError(
+                    f"{self.name} must be one of {', '.join(allowed)} (got {parsed!r})",
+                    param=self.name,
+                )
+        return parsed
+
+    def _typed(self, value: object) -> int | float | str:
         try:
             if self.type is int:
                 if isinstance(value, float) and value.is_integer():
@@ -66,6 +86,18 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "0–1: how far the result may move from the source (default 0.6).",
         kinds=frozenset({VideoKind.REMIX}),
     ),
+    ExtraField(
+        "audio",
+        str,
+        "audio",
+        "Sound: auto (the model's own where it makes sound, else the source's), none, "
+        "soundtrack (made from the prompt by a text-to-audio model); on an edit also add "
+        "(keep the picture as it is and make only its sound).",
+        choices=("auto", "none", "soundtrack"),
+        more={VideoKind.EDIT: ("add",)},
+        # A remix keeps its source's sound by default, whatever made it.
+        inherit=False,
+    ),
 )
 BY_NAME = {field.name: field for field in EXTRA_FIELDS}
 # Errors name fields as the engine does; the wire's name where they differ.
@@ -83,7 +115,7 @@ def parse_extras(values: Mapping[str, object], kind: VideoKind) -> dict[str, int
         value = values.get(field.name)
         if value is None or value == "":
             continue
-        params[field.name] = field.parse(value)
+        params[field.name] = field.parse(value, kind)
     return params
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from moviola.audio import Audio
 from moviola.config import Settings
 from moviola.engine import GenerationRequest, parse_size
 from moviola.jobs.fields import request_fields
@@ -26,6 +27,7 @@ class Inputs:
     image: Any = None  # a create's first frame (a PIL image)
     video: np.ndarray | None = None  # a remix's or an edit's source, T×H×W×3
     extend: np.ndarray | None = None  # an extension's source
+    audio: Audio | None = None  # the sound of `video` or `extend`, where it has one
 
 
 def generation_request(
@@ -54,6 +56,8 @@ def generation_request(
         image=inputs.image,
         video=inputs.video,
         extend=inputs.extend,
+        source_audio=inputs.audio,
+        soundtrack_model=settings.soundtrack_model,
         max_prompt_chars=settings.max_prompt_chars,
         max_seconds=settings.max_seconds,
         **request_fields(params),

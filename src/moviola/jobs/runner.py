@@ -20,13 +20,14 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
+from moviola.audio import Audio
 from moviola.config import Settings
 from moviola.engine import GenerationRequest
 from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import InvalidRequestError, MediaError
 from moviola.jobs import queue
 from moviola.jobs.requests import Inputs, request_for
-from moviola.render.files import RenderedFiles, seal
+from moviola.render.files import RenderedFiles, audio_summary, seal
 from moviola.render.frame_check import BLOCKED, FrameCheck, ModerationBlocked
 from moviola.render.outcome import Failure
 from moviola.render.stamp import Stamp
@@ -68,9 +69,11 @@ class JobRunner:
         if kind is VideoKind.CREATE and job.input_path:
             inputs = Inputs(image=media.load_image(Path(job.input_path)))
         elif kind in (VideoKind.REMIX, VideoKind.EDIT):
-            inputs = Inputs(video=self._decode_source(job, source))
+            frames, audio = self._decode_source(job, source)
+            inputs = Inputs(video=frames, audio=audio)
         elif kind is VideoKind.EXTEND:
-            inputs = Inputs(extend=self._decode_source(job, source))
+            frames, audio = self._decode_source(job, source)
+            inputs = Inputs(extend=frames, audio=audio)
         request = request_for(job, inputs, self.settings)
         named = [("input_reference", inputs.image), ("video", inputs.video)]
         self._check_inputs(job, [*named, ("video", inputs.extend)])
@@ -193,6 +196,7 @@ class JobRunner:
             "guidance": summary.guidance,
             "timings": summary.timings,
             "worker": worker,
+            "audio": audio_summary(files.info, summary.audio_kind),
         }
         if files.shots:
             result["shots"] = [
@@ -223,14 +227,16 @@ class JobRunner:
             return _Source(upload, f"upload{upload.suffix}", None)  # typed from its bytes
         return _Source(None, None, None)
 
-    def _decode_source(self, job: Video, source: _Source) -> np.ndarray:
+    def _decode_source(self, job: Video, source: _Source) -> tuple[np.ndarray, Audio | None]:
+        """The source's frames and its sound (None: it has none)."""
         assert source.path is not None
         try:
             frames, _ = self._decode(source.path)
+            audio = media.decode_audio(source.path, max_duration_s=self.settings.max_input_seconds)
         except (OSError, MediaError):
             self._source(job)  # gone meanwhile: that is the reason, not the decoder's error
             raise
-        return frames
+        return frames, audio
 
     def _decode(self, path: Path) -> tuple[np.ndarray, media.VideoInfo]:
         return media.decode_frames(

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
 from moviola.config import Settings
-from moviola.engine import get_model, plan
+from moviola.engine import Plan, SoundKind, WeightsNotFoundError, get_model, plan
 from moviola.engine.loading import find_weights
 from moviola.engine.request import DEFAULT_STRENGTH
+from moviola.engine.soundtrack import get_soundtrack_model
 from moviola.engine.storyboard import StoryboardShot, plan_storyboard
 from moviola.errors import (
     ConflictError,
@@ -178,13 +179,16 @@ class VideoService:
         model: str | None,
         params: dict[str, Any],
     ) -> Video:
-        """An edit or extension of a stored video (its model by default) or an upload."""
+        """An edit or extension of a stored video (its model unless another is named) or an
+        upload."""
         source = self._source(caller, video_id, upload, kind.value)
+        if model is None and isinstance(source, Video):
+            model = self._model_of(source)
         return self._submit(
             caller,
             kind=kind,
             prompt=prompt,
-            model=self._model_of(source) if isinstance(source, Video) else model,
+            model=model,
             seconds=None,
             size=None,
             params=params,
@@ -240,6 +244,7 @@ class VideoService:
             inputs=Inputs(),
         )
         plans = plan_storyboard(planned, base)
+        self._check_sound(plans[0])
         prompt = "\n".join(shot.prompt for shot in planned)
         self._moderate(caller, VideoKind.STORYBOARD, prompt)
 
@@ -389,6 +394,19 @@ class VideoService:
             return DEFAULT_MODEL
         return source.model
 
+    def _check_sound(self, resolved: Plan) -> None:
+        """A soundtrack needs its model's weights here: refused now, not by a worker later."""
+        if resolved.sound is not SoundKind.SOUNDTRACK:
+            return
+        spec = get_soundtrack_model(self.settings.soundtrack_model)
+        try:
+            find_weights(spec, self.settings.models_path)
+        except WeightsNotFoundError as err:
+            raise WeightsNotFoundError(
+                f"a soundtrack needs {spec.id}, which is not installed: {err.message}",
+                param="audio",
+            ) from None
+
     def _engine_model(self, model: str) -> str:
         """The catalogue id `model` names; a model this server lacks is refused now."""
         engine_model = self.settings.resolve_model(model)
@@ -459,6 +477,7 @@ class VideoService:
             inputs=inputs,
         )
         resolved = plan(request, get_model(engine_model))
+        self._check_sound(resolved)
         self._moderate(caller, kind, prompt)
 
         row = self._row(
@@ -596,10 +615,10 @@ def _inherited(params: dict[str, Any], kind: VideoKind) -> dict[str, Any]:
     said, and are nobody's request to refuse)."""
     inherited = {}
     for field in fields_for(kind):
-        if params.get(field.name) is None:
+        if not field.inherit or params.get(field.name) is None:
             continue
         try:
-            inherited[field.name] = field.parse(params[field.name])
+            inherited[field.name] = field.parse(params[field.name], kind)
         except InvalidRequestError:
             continue
     return inherited

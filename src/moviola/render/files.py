@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from moviola import audio as sound
 from moviola import media
+from moviola.audio import Audio
 from moviola.engine import (
     CancelToken,
     Engine,
@@ -33,6 +35,7 @@ from moviola.engine.storyboard import StoryboardShot, generate_storyboard
 from moviola.render.frame_check import Decision, FrameCheck
 from moviola.render.stamp import Stamp
 from moviola.store.blobs import shot_variant, variant_path
+from moviola.store.models import StoredAudio
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08
@@ -49,6 +52,7 @@ class RenderSummary:
     steps: int
     guidance: float
     timings: dict[str, float]
+    audio_kind: str | None = None  # what made the sound: model, source, soundtrack; None: silent
 
     @classmethod
     def of(cls, result: GenerationResult, timings: dict[str, float]) -> RenderSummary:
@@ -60,6 +64,7 @@ class RenderSummary:
             result.steps,
             result.guidance,
             timings,
+            result.audio_kind.value if result.audio_kind is not None else None,
         )
 
 
@@ -98,6 +103,18 @@ class RenderedFiles:
             **{shot.variant: shot.path for shot in self.shots},
             "video": self.video,
         }
+
+
+def audio_summary(info: media.VideoInfo, kind: str | None) -> StoredAudio | None:
+    """What a row says of a video file's sound (None: it has none)."""
+    if info.audio is None:
+        return None
+    return {
+        "codec": info.audio.codec,
+        "sample_rate": info.audio.sample_rate,
+        "channels": info.audio.channels,
+        "kind": kind,
+    }
 
 
 def output_paths(video: Path) -> tuple[Path, Path]:
@@ -175,7 +192,13 @@ def _render_storyboard(
     rendered: list[RenderedShot] = []
     for shot in board.shots:
         path = variant_path(video_path, shot_variant(shot.index))
-        _encode(shot.frames, path, result, shot.prompt, crf=crf, preset=preset, stamp=stamp)
+        audio = None
+        if result.audio is not None:
+            stop = shot.start_frame + len(shot.frames)
+            audio = sound.span(result.audio, shot.start_frame, stop, result.fps)
+        _encode(
+            shot.frames, path, result, shot.prompt, crf=crf, preset=preset, stamp=stamp, audio=audio
+        )
         rendered.append(RenderedShot(shot.index, path, shot.start_frame, len(shot.frames)))
     prompt = "\n".join(shot.prompt for shot in board.shots)
     files = _write(
@@ -239,7 +262,9 @@ def _write(
     media.write_thumbnail(previews, thumbnail, size=result.size)
     media.write_spritesheet(previews, spritesheet, size=result.size)
     frames = _reporting(result, on_progress)
-    info = _encode(frames, video_path, result, prompt, crf=crf, preset=preset, stamp=stamp)
+    info = _encode(
+        frames, video_path, result, prompt, crf=crf, preset=preset, stamp=stamp, audio=result.audio
+    )
     timings = dict(result.timings, writing=time.perf_counter() - started)
     moderation = None
     if frame_check is not None:
@@ -259,8 +284,9 @@ def _encode(
     crf: int,
     preset: str,
     stamp: Stamp | None,
+    audio: Audio | None,
 ) -> media.VideoInfo:
-    """One MP4, with the operator's mark when there is a `stamp`."""
+    """One MP4, with the operator's mark when there is a `stamp`, and its sound."""
     return media.write_mp4(
         stamp.mark(frames) if stamp else frames,
         path,
@@ -269,6 +295,7 @@ def _encode(
         crf=crf,
         preset=preset,
         metadata={"comment": prompt[:1000], "encoder": "Moviola"},
+        audio=audio,
     )
 
 

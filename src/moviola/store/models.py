@@ -60,6 +60,16 @@ class StoredFile(TypedDict, total=False):
     expired_at: float  # set when retention removed it; the path is kept
 
 
+class StoredAudio(TypedDict):
+    """A video's sound as the API shows it: its stream, and what made it (`model`, `source`,
+    `soundtrack`; None where nobody knows)."""
+
+    codec: str
+    sample_rate: int
+    channels: int
+    kind: str | None
+
+
 class RenderResult(TypedDict, total=False):
     """A completed render's `result`: what was made and how long each stage took."""
 
@@ -74,6 +84,7 @@ class RenderResult(TypedDict, total=False):
     timings: dict[str, float]
     worker: str
     shots: list[dict[str, Any]]  # a storyboard's: each shot as asked, with its frame span
+    audio: StoredAudio | None  # None: silent
 
 
 class _StrEnum(TypeDecorator[enum.Enum]):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from moviola.config import Settings
 from moviola.engine.catalogue import ModelSpec, catalogue
-from moviola.engine.loading import find_weights
+from moviola.engine.loading import Weighted, find_weights
 
 CAPABILITY_WORDS = {"t2v": "text", "i2v": "image", "v2v": "video"}
 
@@ -56,10 +56,30 @@ class Choice:
             "fps": self.spec.fps,
             "steps": self.spec.default_steps,
             "guidance": self.spec.default_guidance,
+            "audio": self.spec.audio,
         }
 
 
-def _installed(spec: ModelSpec, settings: Settings) -> bool:
+@dataclass(frozen=True)
+class SoundtrackChoice:
+    """The model that makes soundtracks here, and whether it is installed."""
+
+    name: str
+    label: str
+    installed: bool
+
+
+def soundtrack(settings: Settings) -> SoundtrackChoice:
+    from moviola.engine.soundtrack import get_soundtrack_model
+
+    try:
+        spec = get_soundtrack_model(settings.soundtrack_model)
+    except Exception:  # an unknown id in the settings: no soundtracks here
+        return SoundtrackChoice(settings.soundtrack_model, settings.soundtrack_model, False)
+    return SoundtrackChoice(spec.id, spec.name, _installed(spec, settings))
+
+
+def _installed(spec: Weighted, settings: Settings) -> bool:
     try:
         find_weights(spec, settings.models_path)
     except Exception:  # WeightsNotFoundError, or an unreadable models folder

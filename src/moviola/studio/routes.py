@@ -25,12 +25,13 @@ from fastapi.responses import (
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from moviola.engine.catalogue import Capability, get_model
 from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
 from moviola.jobs.service import EXTENSION_SECONDS
 from moviola.store import audit, keys
 from moviola.store.models import Video, VideoKind, VideoStatus
 from moviola.studio import forms, library, live, snippets
-from moviola.studio.models import choices
+from moviola.studio.models import choices, soundtrack
 from moviola.studio.session import (
     Viewer,
     check_csrf,
@@ -214,8 +215,13 @@ def _not_found(request: Request, seen: Viewer) -> HTMLResponse:
 
 
 def _create_context(request: Request, seen: Viewer) -> dict[str, Any]:
-    models = choices(request.app.state.settings)
-    return {"models": models, "model_data": [m.as_dict() for m in models]}
+    settings = request.app.state.settings
+    models = choices(settings)
+    return {
+        "models": models,
+        "model_data": [m.as_dict() for m in models],
+        "soundtrack": soundtrack(settings),
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -284,6 +290,28 @@ def _video_context(request: Request, seen: Viewer, video: Video) -> dict[str, An
         "python_snippet": snippets.python(video, base),
         "curl_snippet": snippets.curl(video, base),
         "extension_seconds": EXTENSION_SECONDS,
+        **_sound_context(request, video),
+    }
+
+
+def _sound_context(request: Request, video: Video) -> dict[str, Any]:
+    """Who can make a finished video's sound: the installed models that hear a picture (they
+    make sound and take a video), and a soundtrack when the video's own model is silent."""
+    settings = request.app.state.settings
+    listening = [
+        c
+        for c in choices(settings)
+        if c.alias_of is None and c.installed and c.spec.audio and c.spec.supports(Capability.VIDEO)
+    ]
+    try:
+        own = get_model(settings.resolve_model(video.model))
+        silent = not own.audio
+    except MoviolaError:
+        silent = True  # an import of unknown origin: its edits use the default model
+    return {
+        "sound_makers": listening,
+        "soundtrack": soundtrack(settings),
+        "own_model_silent": silent,
     }
 
 
@@ -335,14 +363,21 @@ async def _video_action(request: Request, seen: Viewer, video_id: str, action: s
     if source is None:
         return _not_found(request, seen)
     service = _service(request)
-    typed = forms.values(form, ("prompt", "strength", "seconds"))
+    typed = forms.values(form, ("prompt", "strength", "seconds", "audio", "model"))
     prompt = forms.prompt_value(form)
+    # "Add sound" is an edit that keeps the picture; the others say what sound they want.
+    extras = {"audio": "add" if action == "sound" else typed["audio"] or None}
     try:
         if refusal is not None:
             raise refusal
         if action == "remix":
             video = await run_in_threadpool(
-                service.remix, seen.caller, video_id, prompt=prompt, strength=typed["strength"]
+                service.remix,
+                seen.caller,
+                video_id,
+                prompt=prompt,
+                strength=typed["strength"],
+                extras=extras,
             )
         elif action == "extend":
             video = await run_in_threadpool(
@@ -351,10 +386,16 @@ async def _video_action(request: Request, seen: Viewer, video_id: str, action: s
                 prompt=prompt,
                 seconds=typed["seconds"] or None,
                 video_id=video_id,
+                extras=extras,
             )
         else:
             video = await run_in_threadpool(
-                service.edit, seen.caller, prompt=prompt, video_id=video_id
+                service.edit,
+                seen.caller,
+                prompt=prompt,
+                video_id=video_id,
+                model=typed["model"] or None if action == "sound" else None,
+                extras=extras,
             )
     except MoviolaError as err:
         errors = {f"{action}_{name}": msg for name, msg in forms.errors_for(err).items()}
@@ -385,6 +426,11 @@ async def extend(video_id: str, request: Request, seen: Viewer = Depends(viewer)
 @router.post("/videos/{video_id}/edit")
 async def edit(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
     return await _video_action(request, seen, video_id, "edit")
+
+
+@router.post("/videos/{video_id}/sound")
+async def add_sound(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
+    return await _video_action(request, seen, video_id, "sound")
 
 
 @router.post("/videos/{video_id}/delete")

@@ -67,8 +67,9 @@ def python(video: Video, base_url: str) -> str:
             f"    prompt={_py(video.prompt)},",
         ]
     elif _from_source(video):
-        # The SDK's `video` parameter takes a file; a stored video goes by id in the body.
-        extras = {"video": {"id": video.source_video_id}, **extras}
+        # The SDK's `video` parameter takes a file; a stored video goes by id in the body, with
+        # the model that worked on it (an "add sound" edit may name another than the source's).
+        extras = {"video": {"id": video.source_video_id}, "model": video.model, **extras}
         lines = [
             f"video = client.videos.{video.kind}(",
             f"    prompt={_py(video.prompt)},",
@@ -111,7 +112,11 @@ def curl(video: Video, base_url: str) -> str:
         fields.append(("prompt", video.prompt or ""))
     elif _from_source(video):
         url = f"{base_url}/v1/videos/{'edits' if video.kind == 'edit' else 'extensions'}"
-        fields += [("video[id]", video.source_video_id or ""), ("prompt", video.prompt or "")]
+        fields += [
+            ("video[id]", video.source_video_id or ""),
+            ("model", video.model),
+            ("prompt", video.prompt or ""),
+        ]
         if video.kind == "extend":
             fields.append(("seconds", _extend_seconds(video)))
     else:

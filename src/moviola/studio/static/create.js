@@ -4,7 +4,7 @@ const models = JSON.parse(document.getElementById("model-data").textContent);
 const picker = document.getElementById("model");
 const size = document.getElementById("size");
 const DRAFT = "moviola.draft.create.";
-const KEPT = ["prompt", "negative_prompt", "size", "seconds", "seed", "steps", "guidance", "model"];
+const KEPT = ["prompt", "negative_prompt", "size", "seconds", "seed", "steps", "guidance", "model", "audio"];
 const hadError = form.hasAttribute("data-had-error");
 // After an error the server sends back what was typed, and "try again" an earlier video's
 // values: those win over an older draft.

@@ -54,7 +54,29 @@ if (document.body.hasAttribute("data-created")) {
   sessionStorage.removeItem("moviola.storyboard.images");
 }
 
+// Create and Storyboard: say what sound the chosen model and option give.
+function setUpSoundHint() {
+  const hint = document.getElementById("audio-hint");
+  const data = document.getElementById("model-data");
+  const picker = document.getElementById("model");
+  const audio = document.getElementById("audio");
+  if (!hint || !data || !picker || !audio) return;
+  const models = JSON.parse(data.textContent);
+  const say = () => {
+    const m = models.find((x) => x.name === picker.value) || models[0];
+    hint.textContent = {
+      auto: m.audio ? `${m.label} makes its sound with the picture.` : `${m.label} makes no sound: the video will be silent.`,
+      soundtrack: "A text-to-audio model makes a soundtrack from the prompt, as long as the video.",
+      none: "No sound.",
+    }[audio.value];
+  };
+  picker.addEventListener("change", say);
+  audio.addEventListener("change", say);
+  say();
+}
+
 setUpGrowing();
+setUpSoundHint();
 setUpCopying();
 setUpConfirming();
 watchJobs();
