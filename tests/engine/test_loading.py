@@ -43,15 +43,19 @@ def test_models_dir_takes_precedence_for_an_id(tmp_path, tiny_folder):
     assert spec.id == "tiny" and weights == tmp_path / "tiny"
 
 
-def test_a_folder_without_a_marker_is_recognised_by_its_architecture(tmp_path, tiny_folder):
+def test_a_tiny_folder_without_its_marker_is_refused_not_guessed(tmp_path, tiny_folder):
+    """Test models are never the match of an unmarked folder, and the tiny transformer has no
+    published architecture: once it passed as "some Wan" by a loose match, now the folder is
+    refused with the nearest entry and the marker that would settle it.
+    (tests/engine/test_recognise.py has real published folders recognised.)"""
     import shutil
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_folder, folder)
     (folder / "moviola.json").unlink()
-    spec = spec_for_folder(folder)
-    assert spec.family.startswith("wan")
-    assert spec.id == str(folder)
+    with pytest.raises(UnknownModelError, match=r"nearest is wan2\.2-ti2v-5b") as err:
+        spec_for_folder(folder)
+    assert "moviola.json" in err.value.message and "nearest is tiny" not in err.value.message
 
 
 def test_a_folder_that_is_not_a_model(tmp_path):
@@ -65,22 +69,3 @@ def test_missing_weights_fail_fast_and_name_the_pull_command(tmp_path):
         Engine(models_dir=tmp_path).generate(GenerationRequest("a fox", model="wan2.2-ti2v-5b"))
     assert time.monotonic() - started < 10
     assert err.value.code == "model_not_downloaded"
-
-
-def test_offload_is_ignored_on_a_cpu(tmp_path):
-    from moviola.engine import Placement
-
-    eng = Engine(placement=Placement(device="cpu", offload="model"))
-    result = eng.generate(GenerationRequest("a fox", model="tiny", frames=5, seed=1))
-    assert len(result.frames) == 5
-
-
-def test_vae_tiling_can_be_asked_for_on_any_device():
-    from moviola.engine import Placement
-
-    eng = Engine(placement=Placement(device="cpu", vae_tiling=True))
-    result = eng.generate(GenerationRequest("a fox", model="tiny", frames=5, seed=1))
-    assert len(result.frames) == 5
-    spec, weights = resolve_model("tiny")
-    pipe = eng.pipelines.get(spec, weights, spec.capabilities[0], eng.placement)
-    assert pipe.vae.use_tiling

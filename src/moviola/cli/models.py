@@ -1,4 +1,4 @@
-"""`moviola models list | info ID | pull ID`."""
+"""`moviola models list | info ID|FOLDER | pull ID`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from moviola.cli.failures import one_line_errors
 
 if TYPE_CHECKING:
     from moviola.config import Settings
+    from moviola.engine import ModelSpec
     from moviola.engine.loading import Weighted
 
 app = typer.Typer(
@@ -91,17 +92,25 @@ _CAPS = {"t2v": "text", "i2v": "image", "v2v": "video"}
 
 
 @app.command("info")
-def info(model_id: str = typer.Argument(..., help="A catalogue id or alias.")) -> None:
-    """Everything the catalogue knows about one model."""
+def info(
+    model_id: str = typer.Argument(..., help="A catalogue id or alias, or a diffusers folder."),
+) -> None:
+    """Everything the catalogue knows about one model; for a folder, which model it holds and
+    the evidence for it."""
     with one_line_errors():
         from moviola.config import get_settings
-        from moviola.engine import get_model
+        from moviola.engine import catalogue, get_model
 
         settings = get_settings()
         if model_id in _soundtrack_ids():
             _soundtrack_info(model_id, settings)
             return
-        spec = get_model(settings.resolve_model(model_id))
+        target = settings.resolve_model(model_id)
+        folder = Path(target).expanduser()
+        if target not in catalogue() and folder.is_dir():
+            spec = _folder_info(folder)
+        else:
+            spec = get_model(target)
         rows = {
             "id": spec.id,
             "name": spec.name,
@@ -129,6 +138,23 @@ def info(model_id: str = typer.Argument(..., help="A catalogue id or alias.")) -
                 + (f" × {spec.transformer.count}" if spec.transformer.count > 1 else "")
             )
         _print_facts(rows)
+
+
+def _folder_info(folder: Path) -> ModelSpec:
+    """Print which catalogue model `folder` holds and why; that model's entry follows."""
+    from moviola.engine.recognise import recognise
+
+    found = recognise(folder)
+    rows = {
+        "folder": str(folder),
+        "holds": f"{found.spec.id} ({found.spec.name})",
+        "because": "\n".join(f"• {reason}" for reason in found.reasons),
+    }
+    if found.tied_with:
+        rows["or perhaps"] = ", ".join(found.tied_with)
+    _print_facts(rows)
+    Console().print()
+    return found.spec
 
 
 def _print_facts(rows: dict[str, str]) -> None:
@@ -172,6 +198,9 @@ def _soundtrack_info(model_id: str, settings: Settings) -> None:
 def pull(
     model_id: str = typer.Argument(..., help="A catalogue id or alias."),
     to: Path = typer.Option(None, help="Save into this folder instead of the Hugging Face cache."),
+    fast: bool = typer.Option(
+        False, "--fast", help="Also fetch the step-distilled LoRA that speed=fast runs."
+    ),
 ) -> None:
     """Fetch a model's weights (from the Hugging Face Hub) so that it runs offline."""
     with one_line_errors():
@@ -185,6 +214,9 @@ def pull(
         if model_id in _soundtrack_ids():
             from moviola.engine.soundtrack import get_soundtrack_model
 
+            if fast:
+                raise MoviolaError("--fast is for video models", code="invalid_request")
+
             spec = get_soundtrack_model(model_id)
             license = spec.license
             if spec.repo_id is None:
@@ -196,6 +228,8 @@ def pull(
         else:
             video = get_model(settings.resolve_model(model_id))
             spec, license = video, video.license
+            if fast:
+                _pull_fast(video, settings, console)
             if video.repo_id is None:
                 from moviola.engine.tiny import save_tiny
 
@@ -215,3 +249,35 @@ def pull(
                 code="download_failed",
             ) from err
         console.print(f"{spec.id} is ready: {path}")
+
+
+def _pull_fast(spec: ModelSpec, settings: Settings, console: Console) -> None:
+    """Fetch the LoRA files of `spec`'s `speed=fast` route into the Hugging Face cache (a test
+    model's, built in code, is saved under the models folder)."""
+    from moviola.engine.distilled import local_path, route_for, why_no_route
+    from moviola.errors import InvalidRequestError, MoviolaError
+
+    route = route_for(spec)
+    if route is None:
+        raise InvalidRequestError(why_no_route(spec), param="fast")
+    for file in route.files:
+        if file.repo_id is None:
+            from moviola.engine.tiny import save_tiny_distilled_lora
+
+            target = local_path(settings.models_path, spec, file)
+            assert target is not None
+            saved = save_tiny_distilled_lora(target.parent)
+            console.print(f"{route.name} is built in code; saved a copy to {saved}")
+            continue
+        from huggingface_hub import hf_hub_download
+
+        console.print(f"fetching {file.repo_id}: {file.filename} …")
+        try:
+            hf_hub_download(file.repo_id, file.filename)
+        except Exception as err:  # network, auth, disk: all end the same way for the user
+            raise MoviolaError(
+                f"could not fetch {file.repo_id}/{file.filename}: {str(err).splitlines()[0]}",
+                code="download_failed",
+            ) from err
+    licence = f" (licence: {route.licence})" if route.licence else ""
+    console.print(f"speed=fast is ready for {spec.id}: {route.name}{licence}")

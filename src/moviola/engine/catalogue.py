@@ -85,6 +85,8 @@ class ModelSpec:
     license: str
     vram_gb: float  # rough peak at the default size with no offload, bf16
     transformer: TransformerSpec | None = None
+    # Parameters of every other component (model_index.json's names: text_encoder, vae, …).
+    component_params: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     flow_shift: float | None = None
     # The model whose image-to-video mode continues this one's segments when a request is longer
     # than one generation; None when this model has an image mode of its own.

@@ -95,6 +95,8 @@ WAN21_T2V_1_3B = ModelSpec(
         published_params=1.42e9,
     ),
     chain_model="wan2.1-i2v-14b-480p",
+    # Every other component's size, counted on the meta device from its published config.
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.1 text-to-video, 1.3B: fast 480p, fits consumer GPUs",
 )
 
@@ -120,6 +122,7 @@ WAN21_T2V_14B = ModelSpec(
         published_params=14e9,
     ),
     chain_model="wan2.1-i2v-14b-720p",
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.1 text-to-video, 14B: 720p or 480p, high quality",
 )
 
@@ -149,6 +152,9 @@ WAN21_I2V_14B_480P = ModelSpec(
         config=MappingProxyType(_WAN_14B_I2V_CLIP),
         published_params=_WAN21_I2V_PARAMS,
     ),
+    component_params=MappingProxyType(
+        {"text_encoder": 5.681e9, "vae": 0.1269e9, "image_encoder": 0.6321e9}
+    ),
     description="Wan 2.1 image-to-video, 14B at 480p",
 )
 
@@ -172,6 +178,9 @@ WAN21_I2V_14B_720P = ModelSpec(
         cls="WanTransformer3DModel",
         config=MappingProxyType(_WAN_14B_I2V_CLIP),
         published_params=_WAN21_I2V_PARAMS,
+    ),
+    component_params=MappingProxyType(
+        {"text_encoder": 5.681e9, "vae": 0.1269e9, "image_encoder": 0.6321e9}
     ),
     description="Wan 2.1 image-to-video, 14B at 720p",
 )
@@ -204,6 +213,7 @@ WAN22_TI2V_5B = ModelSpec(
         config=MappingProxyType(_WAN22_5B),
         published_params=5e9,
     ),
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.7047e9}),
     description="Wan 2.2 text+image-to-video, 5B: 720p at 24 fps on one consumer GPU",
 )
 
@@ -234,6 +244,7 @@ WAN22_T2V_A14B = ModelSpec(
         count=2,
     ),
     chain_model="wan2.2-i2v-a14b",
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.2 text-to-video, two 14B experts (MoE): best Wan quality, 720p",
     call_defaults=MappingProxyType({"guidance_scale_2": 3.0}),
 )
@@ -260,6 +271,7 @@ WAN22_I2V_A14B = ModelSpec(
         published_params=14e9,
         count=2,
     ),
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.2 image-to-video, two 14B experts (MoE), 720p",
     call_defaults=MappingProxyType({"guidance_scale_2": 3.5}),
 )
@@ -303,6 +315,7 @@ LTX_VIDEO = ModelSpec(
         ),
         published_params=13e9,
     ),
+    component_params=MappingProxyType({"text_encoder": 4.762e9, "vae": 1.247e9}),
     description="LTX-Video 13B distilled: text, image or video to video in 8 steps",
     # diffusers LTX docs for 0.9.7 distilled: timestep-aware VAE decode settings, no noise on
     # conditioning images; frame_rate conditions the RoPE time scale.
@@ -356,9 +369,20 @@ LTX_2 = ModelSpec(
                 "audio_cross_attention_dim": 2048,
                 "num_layers": 48,
                 "caption_channels": 3840,
+                # The conversion script's "2.0" value; the class defaults to "interleaved".
+                "rope_type": "split",
             },
         ),
         published_params=19e9,
+    ),
+    component_params=MappingProxyType(
+        {
+            "text_encoder": 12.19e9,  # Gemma-3-12B, vision tower included
+            "connectors": 1.432e9,
+            "vae": 1.223e9,
+            "audio_vae": 0.0532e9,
+            "vocoder": 0.0556e9,
+        }
     ),
     description="LTX-2 19B: video with synchronized audio from text, an image or a video",
     # diffusers 0.42's call defaults are LTX-2.3's; LTX-2.0's own differ in two: spatio-temporal
@@ -443,6 +467,15 @@ LTX_23_DISTILLED = ModelSpec(
         config=MappingProxyType(_LTX23_TRANSFORMER),
         published_params=19e9,  # 18.99B counted; the "22B" adds the 3.2B text connectors
     ),
+    component_params=MappingProxyType(
+        {
+            "text_encoder": 12.19e9,  # Gemma-3-12B, vision tower included
+            "connectors": 3.172e9,
+            "vae": 1.223e9,
+            "audio_vae": 0.0532e9,
+            "vocoder": 0.1285e9,
+        }
+    ),
     description="LTX-2.3 distilled: video with synchronized audio in 8 steps, no guidance",
     # Distilled: no guidance of any kind. diffusers 0.42 guides whenever either modality's scale
     # is above 1, and its defaults are the base model's (audio CFG 7, STG 1, modality 3), so
@@ -505,6 +538,9 @@ HUNYUANVIDEO_15 = ModelSpec(
         published_params=8.3e9,
     ),
     chain_model="hunyuanvideo-1.5-i2v",
+    component_params=MappingProxyType(
+        {"text_encoder": 7.071e9, "text_encoder_2": 0.2193e9, "vae": 1.261e9}
+    ),
     description="HunyuanVideo 1.5 text-to-video, 8.3B at 480p",
 )
 
@@ -529,6 +565,14 @@ HUNYUANVIDEO_15_I2V = ModelSpec(
         cls="HunyuanVideo15Transformer3DModel",
         config=MappingProxyType({**_HY15_COMMON, "task_type": "i2v"}),
         published_params=8.3e9,
+    ),
+    component_params=MappingProxyType(
+        {
+            "text_encoder": 7.071e9,
+            "text_encoder_2": 0.2193e9,
+            "vae": 1.261e9,
+            "image_encoder": 0.4282e9,
+        }
     ),
     description="HunyuanVideo 1.5 image-to-video, 8.3B at 480p",
 )
@@ -569,6 +613,7 @@ COGVIDEOX_5B = ModelSpec(
         published_params=_COG_5B_PARAMS,
     ),
     chain_model="cogvideox-5b-i2v",
+    component_params=MappingProxyType({"text_encoder": 4.762e9, "vae": 0.2156e9}),
     description="CogVideoX 5B text-to-video: 6 s at 720x480, 8 fps",
 )
 
@@ -594,6 +639,7 @@ COGVIDEOX_5B_I2V = ModelSpec(
         ),
         published_params=_COG_5B_PARAMS,
     ),
+    component_params=MappingProxyType({"text_encoder": 4.762e9, "vae": 0.2156e9}),
     description="CogVideoX 5B image-to-video: 6 s at 720x480, 8 fps",
 )
 
