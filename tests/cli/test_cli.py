@@ -137,7 +137,7 @@ def test_image_and_video_inputs(tmp_path):
         (["--model", "no-such-model"], "unknown model"),
         (["--image", "missing.png"], "missing.png"),
         (["--video", "missing.mp4"], "missing.mp4"),
-        (["--offload", "disk"], "--offload must be one of"),
+        (["--memory", "huge"], "memory must be one of"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, reason):

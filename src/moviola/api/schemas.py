@@ -144,6 +144,19 @@ class AudioDetails(BaseModel):
     )
 
 
+class MemoryDetails(BaseModel):
+    """Where the model ran: the memory planner's placement (see docs/memory.md)."""
+
+    placement: Literal[
+        "resident", "encoder_offload", "model_offload", "group_offload", "sequential"
+    ]
+    fp8: bool
+    vae_tiling: bool
+    vae_retried_tiled: bool
+    estimated_peak_bytes: int
+    device_bytes: int
+
+
 class MoviolaDetails(BaseModel):
     """What Moviola adds to a Video: how it was made and how long each stage took."""
 
@@ -154,7 +167,15 @@ class MoviolaDetails(BaseModel):
     source_video_id: str | None
     attempts: int
     render: dict[str, Any] | None
-    timings: dict[str, float] | None
+    timings: dict[str, float] | None = Field(
+        None, description="Seconds by stage, the GPU's queued work waited for at each end."
+    )
+    peak_memory: dict[str, int] | None = Field(
+        None,
+        description="Peak bytes by stage: the most allocated on the GPU (on a CPU, the "
+        "worker's resident high-water mark).",
+    )
+    memory: MemoryDetails | None = None
     # The C2PA content credentials' validation: valid, untrusted (a signer no trust list
     # knows, such as the development identity), invalid; null while there is no video.
     credentials: Literal["valid", "untrusted", "invalid"] | None = None
@@ -271,6 +292,8 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
             "attempts": row.attempts or 0,
             "render": {k: result[k] for k in _RENDER_KEYS if k in result} or None,
             "timings": result.get("timings"),
+            "peak_memory": result.get("peak_memory"),
+            "memory": result.get("memory"),
             "credentials": (row.credentials or {}).get("state"),
             "origin": _origin(row.origin),
             "audio": result.get("audio"),

@@ -39,6 +39,9 @@ def _register() -> None:
 
     app.command("generate")(generate.generate)
     app.add_typer(models.app, name="models")
+    from moviola.cli import memory
+
+    models.app.command("plan")(memory.plan)
     app.command("worker")(worker.worker)
     app.add_typer(keys.app, name="keys")
     app.command("serve")(serve.serve)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from moviola.config import Settings
     from moviola.engine.catalogue import ModelSpec
-    from moviola.engine.loading import Offload
     from moviola.render.files import RenderedFiles
 
 
@@ -40,14 +39,25 @@ def generate(
         help="Sound: auto (the model's own, else the source's), none, soundtrack (made from "
         "the prompt), or with --video add (keep the picture, make only its sound).",
     ),
+    speed: str = typer.Option(
+        "quality",
+        help="quality (every step), balanced (a step cache), fast (a step-distilled LoRA: a few "
+        "steps, no guidance; `moviola models pull MODEL --fast` fetches it).",
+    ),
     negative_prompt: str = typer.Option(None, "--negative-prompt", "-n"),
     steps: int = typer.Option(None, help="Denoising steps (default: the model's)."),
     guidance: float = typer.Option(None, help="Guidance scale (default: the model's)."),
     seed: int = typer.Option(None, help="Seed; the same seed and request give the same video."),
     device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 …"),
-    offload: str = typer.Option(None, help="none, model or sequential (saves GPU memory)."),
+    memory: str = typer.Option(
+        None,
+        help="auto (the fastest placement that fits the GPU), speed (everything resident) or "
+        "low (the leanest); see `moviola models plan`.",
+    ),
     vae_tiling: bool = typer.Option(
-        None, "--vae-tiling/--no-vae-tiling", help="Decode in tiles (default: on for GPUs)."
+        None,
+        "--vae-tiling/--no-vae-tiling",
+        help="Decode in tiles (default: only where an untiled decode would not fit).",
     ),
     crf: int = typer.Option(None, help="H.264 quality: lower is better and bigger (default 18)."),
 ) -> None:
@@ -58,18 +68,15 @@ def generate(
         from moviola.cli.progress import GenerationBar
         from moviola.config import get_settings
         from moviola.engine import Engine, GenerationRequest, Placement, parse_size
-        from moviola.engine.loading import OFFLOAD_MODES
-        from moviola.errors import InvalidRequestError
+        from moviola.engine.distilled import check_lora
+        from moviola.engine.memory import preference_of
+        from moviola.engine.speed import SpeedSettings
         from moviola.render.files import render, seal
         from moviola.render.stamp import Stamp
 
         settings = get_settings()
         model_id = settings.resolve_model(model or settings.default_model)
-        offload = offload or settings.offload
-        if offload not in OFFLOAD_MODES:
-            raise InvalidRequestError(
-                f"--offload must be one of {', '.join(OFFLOAD_MODES)}", param="offload"
-            )
+        preference = preference_of(memory or settings.memory)
         source_path = video or extend
         request = GenerationRequest(
             prompt=prompt,
@@ -87,6 +94,7 @@ def generate(
             video=_read_video(video, settings) if video else None,
             extend=_read_video(extend, settings) if extend else None,
             audio=audio,
+            speed=speed,
             source_audio=(
                 media.decode_audio(source_path, max_duration_s=settings.max_input_seconds)
                 if source_path
@@ -100,11 +108,13 @@ def generate(
             models_dir=settings.models_path,
             placement=Placement(
                 device or settings.device,
-                cast("Offload", offload),  # one of OFFLOAD_MODES, checked above
+                preference,
                 settings.vae_tiling if vae_tiling is None else vae_tiling,
             ),
+            speed=SpeedSettings(settings.attention_backend, settings.compile),
         )
         plan = engine.plan(request)  # bad input fails here, before any model loads
+        check_lora(plan, settings.models_path)  # and a missing step-distilled LoRA too
         if plan.spec.is_test_model:
             console.print(f"[yellow]{plan.spec.id} is a test model: it makes noise.[/]")
         output = output or Path(_default_name(prompt, plan.seed))

@@ -12,13 +12,13 @@ from moviola.engine.errors import (
     WeightsNotFoundError,
 )
 from moviola.engine.generate import Engine, GenerationResult
-from moviola.engine.loading import OFFLOAD_MODES, Placement
+from moviola.engine.loading import Placement
+from moviola.engine.memory import InsufficientMemoryError, MemoryMode, MemoryPlan, MemoryPreference
 from moviola.engine.progress import CancelToken, Progress, Stage
 from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
 from moviola.engine.sizes import parse_size
 
 __all__ = [
-    "OFFLOAD_MODES",
     "AudioMode",
     "CancelToken",
     "Capability",
@@ -28,6 +28,10 @@ __all__ = [
     "GenerationError",
     "GenerationRequest",
     "GenerationResult",
+    "InsufficientMemoryError",
+    "MemoryMode",
+    "MemoryPlan",
+    "MemoryPreference",
     "ModelSpec",
     "Placement",
     "Plan",

@@ -7,28 +7,32 @@ immediate `WeightsNotFoundError` naming `moviola models pull ID`, never a stalle
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from moviola.engine.catalogue import Capability, ModelSpec, catalogue, get_model
 from moviola.engine.errors import UnknownModelError, WeightsNotFoundError
-from moviola.engine.tiny import MARKER_FILE, build_tiny_pipeline
+from moviola.engine.memory import MemoryMode, MemoryPlan, MemoryPreference, free_bytes
+from moviola.engine.parallel import enable_context_parallel
+from moviola.engine.recognise import spec_for_folder as spec_for_folder
+from moviola.engine.tiny import build_tiny_pipeline
 
-Offload = Literal["none", "model", "sequential"]
-OFFLOAD_MODES: tuple[str, ...] = ("none", "model", "sequential")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where and how a pipeline runs."""
+    """Where a pipeline runs, and how the memory planner may trade speed for memory there."""
 
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1" …
-    offload: Offload = "none"
-    vae_tiling: bool | None = None  # None: on for accelerators, off on CPU
+    memory: MemoryPreference = MemoryPreference.AUTO
+    vae_tiling: bool | None = None  # None: the planner decides per request
+    # Ranks (processes, one device each) that split every denoiser forward (engine/parallel.py).
+    context_parallel: int = 1
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -36,6 +40,10 @@ class Placement:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def on_accelerator(self) -> bool:
+        return not self.resolved_device().startswith("cpu")
 
 
 def resolve_model(model: str, models_dir: Path | None = None) -> tuple[ModelSpec, Path | None]:
@@ -85,74 +93,60 @@ def find_weights(spec: Weighted, models_dir: Path | None) -> Path | None:
         ) from None
 
 
-def spec_for_folder(folder: Path) -> ModelSpec:
-    """Which catalogue entry a diffusers folder is an instance of.
-
-    A folder Moviola saved says so in `moviola.json`; otherwise its pipeline class and
-    transformer config are matched against the catalogue's published architectures.
-    """
-    import dataclasses
-
-    marker = folder / MARKER_FILE
-    if marker.is_file():
-        base = json.loads(marker.read_text()).get("base")
-        return dataclasses.replace(get_model(base), id=str(folder), repo_id=None)
-
-    index = json.loads((folder / "model_index.json").read_text())
-    cls = index.get("_class_name")
-    config_file = folder / "transformer" / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    candidates = [s for s in catalogue().values() if next(iter(s.pipelines.values())) == cls]
-
-    def mismatches(spec: ModelSpec) -> int:
-        published = spec.transformer.config if spec.transformer else {}
-        return sum(1 for k, v in published.items() if k in config and config[k] != v)
-
-    if not candidates:
-        raise UnknownModelError(
-            f"{folder} holds a {cls}, which no catalogue model uses; "
-            f'add {MARKER_FILE} with {{"base": "<model id>"}} to say which model it is'
-        )
-    best = min(candidates, key=mismatches)
-    return dataclasses.replace(best, id=str(folder), repo_id=None)
-
-
 class PipelineCache:
     """Loaded pipelines, most recently used last; the oldest are dropped past `max_loaded`.
 
-    One base pipeline per (model, placement); the pipelines for its other capabilities are
-    built from the same components with `from_pipe`, so they cost no extra memory.
+    One base pipeline per (model, placement), placed as its memory plan says; the pipelines for
+    its other capabilities are built from the same components with `from_pipe`, so they cost no
+    extra memory. A request planned into another placement reloads the model that way.
     """
 
     def __init__(self, max_loaded: int = 1):
         self.max_loaded = max_loaded
-        self._bases: OrderedDict[tuple, Any] = OrderedDict()
+        self._bases: OrderedDict[tuple, tuple[Any, MemoryPlan | None]] = OrderedDict()
         self._views: dict[tuple, Any] = {}
         self._lock = threading.Lock()
 
     def get(
-        self, spec: ModelSpec, weights: Path | None, capability: Capability, placement: Placement
+        self,
+        spec: ModelSpec,
+        weights: Path | None,
+        capability: Capability,
+        placement: Placement,
+        memory: MemoryPlan | None = None,
     ) -> Any:
         key = (spec.id, str(weights), placement)
         with self._lock:
-            base = self._bases.get(key)
-            if base is None:
-                base = load_pipeline(spec, weights, placement)
-                self._bases[key] = base
-                while len(self._bases) > self.max_loaded:
-                    old, _ = self._bases.popitem(last=False)
-                    self._views = {k: v for k, v in self._views.items() if k[0] != old}
-                    _free_accelerator_memory()
+            entry = self._bases.get(key)
+            if entry is not None and not _same_placement(entry[1], memory):
+                self._drop(key)
+                entry = None
+            if entry is None:
+                # Room first: two models on one GPU at once is how a switch runs out of memory.
+                while self._bases and (
+                    len(self._bases) >= self.max_loaded or not _room_for(memory, placement)
+                ):
+                    self._drop(next(iter(self._bases)))
+                entry = (load_pipeline(spec, weights, placement, memory), memory)
+                self._bases[key] = entry
             self._bases.move_to_end(key)
+            base = entry[0]
             view_key = (key, capability)
             pipe = self._views.get(view_key)
             if pipe is None:
                 pipe = pipeline_for(base, spec, capability)
                 self._views[view_key] = pipe
+            if memory is not None and hasattr(pipe, "vae"):
+                set_vae_tiling(pipe.vae, memory.vae_tiling)
             return pipe
 
     def loaded(self) -> list[str]:
         return [key[0] for key in self._bases]
+
+    def memory_of(self, spec: ModelSpec, weights: Path | None, placement: Placement) -> Any:
+        """The plan the loaded `spec` was placed by, or None when it is not loaded."""
+        entry = self._bases.get((spec.id, str(weights), placement))
+        return entry[1] if entry else None
 
     def clear(self) -> None:
         with self._lock:
@@ -160,9 +154,31 @@ class PipelineCache:
             self._views.clear()
         _free_accelerator_memory()
 
+    def _drop(self, key: tuple) -> None:
+        self._bases.pop(key, None)
+        self._views = {k: v for k, v in self._views.items() if k[0] != key}
+        _free_accelerator_memory()
 
-def load_pipeline(spec: ModelSpec, weights: Path | None, placement: Placement) -> Any:
-    """Build or load the base pipeline of `spec` and place it per `placement`."""
+
+def _room_for(memory: MemoryPlan | None, placement: Placement) -> bool:
+    """Whether the device has the planned peak free now, beside the models already loaded.
+    (The ranks of a group keep alike what they load: only `max_loaded` evicts there.)"""
+    if memory is None or not placement.on_accelerator or placement.context_parallel > 1:
+        return True
+    return free_bytes(placement.resolved_device()) >= memory.peak_bytes
+
+
+def _same_placement(loaded: MemoryPlan | None, wanted: MemoryPlan | None) -> bool:
+    if loaded is None or wanted is None:
+        return loaded is wanted
+    return (loaded.mode, loaded.fp8) == (wanted.mode, wanted.fp8)
+
+
+def load_pipeline(
+    spec: ModelSpec, weights: Path | None, placement: Placement, memory: MemoryPlan | None = None
+) -> Any:
+    """Build or load the base pipeline of `spec` and place it as `memory` plans (None: every
+    component resident on the device, the VAE tiled on accelerators)."""
     import torch
 
     _quiet_libraries()
@@ -181,20 +197,122 @@ def load_pipeline(spec: ModelSpec, weights: Path | None, placement: Placement) -
         pipe = base_cls.from_pretrained(str(weights), dtype=dtype)
 
     pipe.set_progress_bar_config(disable=True)
-    # On a CPU the weights are already where they run, and offloading to a CPU means nothing.
-    if on_accelerator:
-        if placement.offload == "model":
-            pipe.enable_model_cpu_offload(device=device)
-        elif placement.offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=device)
-        else:
-            pipe.to(device)
-
-    tiling = placement.vae_tiling if placement.vae_tiling is not None else on_accelerator
-    if tiling and hasattr(pipe.vae, "enable_tiling"):
-        # VAE decode is where a good denoise most often runs out of memory.
-        pipe.vae.enable_tiling()
+    if memory is None:
+        memory = MemoryPlan(MemoryMode.RESIDENT, on_accelerator, 0, 0)
+    place(pipe, memory, device)
+    if hasattr(pipe, "vae"):
+        retry_decode_tiled(pipe.vae)
+        tiling = placement.vae_tiling if placement.vae_tiling is not None else memory.vae_tiling
+        set_vae_tiling(pipe.vae, tiling)
+    enable_context_parallel(pipe, placement.context_parallel)
     return pipe
+
+
+# Components that turn a prompt (or an image) into conditioning: used once per call, first.
+_ENCODERS = ("text_encoder", "image_encoder", "connectors")
+
+
+def place(pipe: Any, memory: MemoryPlan, device: str) -> None:
+    """Put `pipe`'s components where `memory.mode` says, the denoiser(s) in FP8 if it says so."""
+    import torch
+
+    if memory.fp8:
+        compute = next(pipe.transformer.parameters()).dtype
+        for denoiser in _denoisers(pipe):
+            # Stored in FP8, each layer cast up to compute: half the bytes of bf16 weights.
+            denoiser.enable_layerwise_casting(
+                storage_dtype=torch.float8_e4m3fn, compute_dtype=compute
+            )
+    mode = memory.mode
+    # Streams overlap the next group's copy with this one's compute; CUDA only.
+    streams = torch.device(device).type == "cuda"
+    if mode is MemoryMode.RESIDENT:
+        pipe.to(device)
+    elif mode is MemoryMode.ENCODER_OFFLOAD:
+        _offload_encoders(pipe, device)
+    elif mode is MemoryMode.MODEL_OFFLOAD:
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode is MemoryMode.GROUP_OFFLOAD:
+        pipe.enable_group_offload(
+            onload_device=torch.device(device),
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=streams,
+            non_blocking=streams,
+        )
+    else:
+        # Leaf by leaf, as sequential CPU offload, but through diffusers' own hooks (accelerate's
+        # sequential offload fails on transformers 5's text encoders) and with prefetching.
+        pipe.enable_group_offload(
+            onload_device=torch.device(device),
+            offload_type="leaf_level",
+            use_stream=streams,
+            non_blocking=streams,
+        )
+
+
+def _denoisers(pipe: Any) -> list[Any]:
+    return [m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None]
+
+
+def _offload_encoders(pipe: Any, device: str) -> None:
+    """The encoders come to the device to encode and go back to the CPU when the denoiser first
+    runs; everything else comes on its first use and stays."""
+    import torch
+    from accelerate import cpu_offload_with_hook
+
+    modules = {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
+    hook = None
+    for name, module in modules.items():
+        if name.startswith(_ENCODERS):
+            _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+    encoders_done = hook
+    for name, module in modules.items():
+        if not name.startswith(_ENCODERS):
+            # The denoiser's first forward sends the last encoder back; nothing sends it away.
+            prev = encoders_done if name.startswith("transformer") else None
+            cpu_offload_with_hook(module, device, prev_module_hook=prev)
+
+
+def set_vae_tiling(vae: Any, tiled: bool) -> None:
+    if tiled and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    elif not tiled and hasattr(vae, "disable_tiling"):
+        vae.disable_tiling()
+
+
+class TiledRetry:
+    """Set on a VAE whose decode ran out of memory untiled and was done again tiled."""
+
+    def __init__(self) -> None:
+        self.happened = False
+
+
+def retry_decode_tiled(vae: Any) -> None:
+    """Make `vae.decode` try again tiled when an untiled decode runs out of memory, as ComfyUI
+    does: the denoising before it is the costly part, and must not be lost to the decode."""
+    import torch
+
+    if not hasattr(vae, "enable_tiling") or isinstance(
+        getattr(vae, "tiled_retry", None), TiledRetry
+    ):
+        return
+    untried = vae.decode
+    vae.tiled_retry = TiledRetry()
+
+    def decode(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return untried(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            if getattr(vae, "use_tiling", False):
+                raise
+            log.warning("the VAE decode ran out of memory untiled; decoding again tiled")
+            _free_accelerator_memory()
+            vae.tiled_retry.happened = True
+            vae.enable_tiling()
+            return untried(*args, **kwargs)
+
+    vae.decode = decode
 
 
 def pipeline_for(base: Any, spec: ModelSpec, capability: Capability) -> Any:

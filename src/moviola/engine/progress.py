@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from moviola.engine.errors import GenerationCancelled
 
@@ -34,6 +35,13 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class Meter(Protocol):
+    """Called at each stage boundary: waits for the device, returns the stage's peak bytes."""
+
+    def lap(self) -> int | None: ...
+
 
 # Share of one segment's work per stage: text encoding is quick, denoising is nearly all of it,
 # VAE decoding is heavy enough on large videos to deserve its own slice.
@@ -70,10 +78,14 @@ class CancelToken:
 class ProgressTracker:
     """Turns per-segment, per-step events into overall fractions and per-stage timings."""
 
-    def __init__(self, callback: ProgressCallback | None, segments: int):
+    def __init__(
+        self, callback: ProgressCallback | None, segments: int, meter: Meter | None = None
+    ):
         self._callback = callback
         self.segments = max(1, segments)
         self.timings: dict[str, float] = {}
+        self.peak_memory: dict[str, int] = {}  # bytes, by stage, where the meter reads them
+        self._meter = meter
         self._stage: Stage | None = None
         self._since = time.perf_counter()
 
@@ -83,10 +95,13 @@ class ProgressTracker:
 
     def enter(self, stage: Stage, *, segment: int = 0, step: int = 0, steps: int = 0) -> None:
         """Close the running stage's timer and report the start of `stage`."""
+        peak = self._meter.lap() if self._meter is not None else None
         now = time.perf_counter()
         if self._stage is not None:
             key = self._stage.value
             self.timings[key] = self.timings.get(key, 0.0) + now - self._since
+            if peak is not None:
+                self.peak_memory[key] = max(self.peak_memory.get(key, 0), peak)
         self._stage, self._since = stage, now
         within = {
             Stage.LOADING: None,

@@ -23,6 +23,7 @@ import numpy as np
 from moviola.audio import Audio, join, playable
 from moviola.engine.errors import GenerationError, UnknownModelError
 from moviola.engine.loading import Placement, find_weights
+from moviola.engine.memory import MemoryPreference
 from moviola.engine.progress import CancelToken
 from moviola.errors import MoviolaError
 
@@ -200,11 +201,10 @@ def _load(spec: SoundtrackSpec, weights: Path | None, placement: Placement) -> A
         dtype = torch.float16 if on_accelerator else torch.float32
         pipe = getattr(diffusers, spec.pipeline).from_pretrained(str(weights), dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    # A worker short of GPU memory offloads its soundtracks as it does its video models.
-    if on_accelerator and placement.offload == "model":
+    # A soundtrack model is small (Stable Audio Open: 1.2B and a T5-base, ~3 GB in fp16) and
+    # runs after the video model's call: resident, unless the worker is asked to be lean.
+    if on_accelerator and placement.memory is MemoryPreference.LOW:
         pipe.enable_model_cpu_offload(device=device)
-    elif on_accelerator and placement.offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
     else:
         pipe.to(device)
     return pipe

@@ -149,15 +149,20 @@ def generate_storyboard(
         start += len(result.frames)
 
     timings: dict[str, float] = {}
+    peaks: dict[str, int] = {}
     for result in results:
         for stage, seconds in result.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
+        for stage, peak in result.peak_memory.items():
+            peaks[stage] = max(peaks.get(stage, 0), peak)
     whole = dataclasses.replace(
         results[0],
         frames=np.concatenate([shot.frames for shot in kept]),
         segments=sum(r.segments for r in results),
         timings=timings,
+        peak_memory=peaks,
         prefix=None,
+        vae_retried_tiled=any(r.vae_retried_tiled for r in results),
         audio=whole_audio,
         audio_kind=next((r.audio_kind for r in results if r.audio_kind is not None), None),
     )

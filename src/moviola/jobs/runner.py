@@ -195,6 +195,8 @@ class JobRunner:
             "steps": summary.steps,
             "guidance": summary.guidance,
             "timings": summary.timings,
+            "peak_memory": summary.peak_memory,
+            "memory": summary.memory,
             "worker": worker,
             "audio": audio_summary(files.info, summary.audio_kind),
         }

@@ -35,7 +35,7 @@ from moviola.engine.storyboard import StoryboardShot, generate_storyboard
 from moviola.render.frame_check import Decision, FrameCheck
 from moviola.render.stamp import Stamp
 from moviola.store.blobs import shot_variant, variant_path
-from moviola.store.models import StoredAudio
+from moviola.store.models import StoredAudio, StoredMemory
 
 # Share of the whole job given to encoding the MP4, after the engine's work.
 WRITING_SHARE = 0.08
@@ -53,9 +53,12 @@ class RenderSummary:
     guidance: float
     timings: dict[str, float]
     audio_kind: str | None = None  # what made the sound: model, source, soundtrack; None: silent
+    peak_memory: dict[str, int] = dataclasses.field(default_factory=dict)  # bytes by stage
+    memory: StoredMemory | None = None  # where the model ran; None: no video model ran
 
     @classmethod
     def of(cls, result: GenerationResult, timings: dict[str, float]) -> RenderSummary:
+        plan = result.memory
         return cls(
             result.model,
             result.seed,
@@ -65,6 +68,17 @@ class RenderSummary:
             result.guidance,
             timings,
             result.audio_kind.value if result.audio_kind is not None else None,
+            dict(result.peak_memory),
+            None
+            if plan is None
+            else {
+                "placement": plan.mode.value,
+                "fp8": plan.fp8,
+                "vae_tiling": plan.vae_tiling or result.vae_retried_tiled,
+                "vae_retried_tiled": result.vae_retried_tiled,
+                "estimated_peak_bytes": plan.peak_bytes,
+                "device_bytes": plan.device_bytes,
+            },
         )
 
 

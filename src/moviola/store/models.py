@@ -70,6 +70,17 @@ class StoredAudio(TypedDict):
     kind: str | None
 
 
+class StoredMemory(TypedDict):
+    """Where a render's model ran: the memory planner's placement and its estimate."""
+
+    placement: str  # resident, encoder_offload, model_offload, group_offload, sequential
+    fp8: bool  # the denoiser stored in FP8
+    vae_tiling: bool  # the VAE decoded in tiles
+    vae_retried_tiled: bool  # an untiled decode ran out of memory and was done again tiled
+    estimated_peak_bytes: int
+    device_bytes: int  # the memory the plan was made against
+
+
 class RenderResult(TypedDict, total=False):
     """A completed render's `result`: what was made and how long each stage took."""
 
@@ -81,7 +92,9 @@ class RenderResult(TypedDict, total=False):
     segments: int
     steps: int
     guidance: float
-    timings: dict[str, float]
+    timings: dict[str, float]  # seconds by stage, the device's work waited for at each end
+    peak_memory: dict[str, int]  # bytes by stage: the GPU's peak allocation, or the RSS peak
+    memory: StoredMemory | None
     worker: str
     shots: list[dict[str, Any]]  # a storyboard's: each shot as asked, with its frame span
     audio: StoredAudio | None  # None: silent

@@ -62,7 +62,8 @@ class RenderActor:
 
     def __init__(self, name: str, options: dict[str, Any]):
         from moviola.config import Settings
-        from moviola.engine import Engine, Placement
+        from moviola.engine import Engine, MemoryPreference, Placement
+        from moviola.engine.speed import SpeedSettings
 
         # This node's own settings say where its weights are; the server decides the rest.
         local = Settings()
@@ -71,9 +72,18 @@ class RenderActor:
         self.options = options
         self.engine = Engine(
             models_dir=local.models_path,
-            placement=Placement(device, options.get("offload", "none"), options.get("vae_tiling")),
+            placement=Placement(
+                device,
+                MemoryPreference(options.get("memory", "auto")),
+                options.get("vae_tiling"),
+            ),
             max_loaded=int(options.get("max_loaded_models", 1)),
+            speed=SpeedSettings(
+                options.get("attention_backend", "auto"), options.get("compile", "auto")
+            ),
         )
+        # An unusable attention backend or compile setting fails the actor's start, not a job.
+        self.engine.check_speed_settings()
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
         self._renders: dict[str, int] = {}  # job id → renders started here, for operators

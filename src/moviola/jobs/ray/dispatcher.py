@@ -454,7 +454,9 @@ def actor_options(settings: Settings) -> dict[str, Any]:
     return {
         "gpus": settings.ray_gpus_per_actor,
         "cpus": settings.ray_cpus_per_actor,
-        "offload": settings.offload,
+        "memory": settings.memory,
+        "attention_backend": settings.attention_backend,
+        "compile": settings.compile,
         "vae_tiling": settings.vae_tiling,
         "max_loaded_models": settings.max_loaded_models,
     }
