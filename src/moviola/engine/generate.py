@@ -12,7 +12,9 @@ result repeats and drops no frame.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,17 @@ import numpy as np
 
 from moviola import audio as sound
 from moviola.audio import Audio
+from moviola.engine import attention, memory, parallel
 from moviola.engine.calls import Call, call_kwargs
 from moviola.engine.catalogue import Capability, ModelSpec
 from moviola.engine.errors import GenerationCancelled, GenerationError
-from moviola.engine.loading import PipelineCache, Placement, resolve_model
+from moviola.engine.loading import PipelineCache, Placement, TiledRetry, resolve_model
+from moviola.engine.memory import MemoryPlan
+from moviola.engine.meter import DeviceMeter
 from moviola.engine.progress import CancelToken, ProgressCallback, ProgressTracker, Stage
 from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
 from moviola.engine.soundtrack import Soundtracks
+from moviola.engine.speed import Speed, SpeedSettings, applied
 from moviola.errors import MoviolaError
 
 
@@ -45,12 +51,17 @@ class GenerationResult:
     segments: int
     steps: int
     guidance: float
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
+    peak_memory: dict[str, int] = field(default_factory=dict)  # bytes by stage
     prefix: np.ndarray | None = None  # an extension's source, kept untouched
     # The sound of the whole video (`video_frames()`, an extension's source included), exactly
     # as long, at 48 kHz; None: silent. `audio_kind` says what made it.
     audio: Audio | None = None
     audio_kind: SoundKind | None = None
+    # Where the model ran (None: no video model ran), and whether its VAE decode ran out of
+    # memory untiled and was done again tiled.
+    memory: MemoryPlan | None = None
+    vae_retried_tiled: bool = False
 
     @property
     def frame_count(self) -> int:
@@ -75,12 +86,60 @@ class Engine:
         models_dir: Path | None = None,
         placement: Placement | None = None,
         max_loaded: int = 1,
+        speed: SpeedSettings | None = None,
     ):
         self.models_dir = Path(models_dir) if models_dir else None
         self.placement = placement or Placement()
+        self.speed = speed or SpeedSettings()
+        self._attention: attention.Choice | None = None
+        self._job_speed = Speed.QUALITY  # the speed of the generation running now
         self.pipelines = PipelineCache(max_loaded=max_loaded)
         self.soundtracks = Soundtracks(self.models_dir, self.placement)
+        # The memory plan of a generation's first pipeline, and its VAEs' tiled retries.
+        self.last_memory: MemoryPlan | None = None
+        self._retries: list[TiledRetry] = []
+        self._call_memory: MemoryPlan | None = None  # the plan of the pipeline called next
+        self._folder_sizes: dict[Path, tuple[float, dict[str, float]]] = {}
         self._busy = threading.Lock()
+
+    def check_speed_settings(self) -> attention.Choice:
+        """Resolve this engine's speed settings on its device: an attention backend that is
+        unknown or cannot run here is an error now, before any job (the choice is logged)."""
+        if self._attention is None:
+            device = self.placement.resolved_device()
+            self.speed.compiles(device)  # an unknown compile setting is refused here too
+            self._attention = attention.resolve(self.speed.attention, device)
+            attention.log_choice(self._attention, device)
+        return self._attention
+
+    def compiles(self) -> bool:
+        return self.speed.compiles(self.placement.resolved_device())
+
+    def warm_up(self, model: str) -> float:
+        """One short generation of `model` (two steps at its default size and length), so that
+        its first job does not wait for the compiler; the seconds it took."""
+        started = time.monotonic()
+        self.generate(GenerationRequest("warm-up", model=model, steps=2, seed=0))
+        return time.monotonic() - started
+
+    @contextmanager
+    def _speed(
+        self, pipe: Any, spec: ModelSpec, call: Call, speed: Speed, defaults: dict[str, Any]
+    ) -> Iterator[None]:
+        """The job's speed preset on `pipe` for the block (see `moviola.engine.speed`)."""
+        with applied(
+            pipe,
+            spec,
+            call,
+            speed,
+            settings=self.speed,
+            device=self.placement.resolved_device(),
+            backend=self.check_speed_settings().backend,
+            models_dir=self.models_dir,
+            defaults=defaults,
+            batch_cfg=self._call_memory is not None and self._call_memory.batch_cfg,
+        ):
+            yield
 
     def plan(self, request: GenerationRequest) -> Plan:
         """Check and resolve a request without loading anything."""
@@ -111,9 +170,12 @@ class Engine:
         soundtrack = p.sound is SoundKind.SOUNDTRACK
         # "Add sound" with a soundtrack keeps the picture and never runs the video model.
         renders = not (p.keeps_picture and soundtrack)
-        tracker = ProgressTracker(on_progress, len(p.segments) * renders + soundtrack)
+        meter = DeviceMeter(self.placement.resolved_device())
+        tracker = ProgressTracker(on_progress, len(p.segments) * renders + soundtrack, meter)
         tracker.enter(Stage.LOADING)
         cancel.raise_if_cancelled()
+        self.last_memory, self._retries = None, []
+        self._job_speed = p.speed
         new_audio: Audio | None = None
         lead: Audio | None = None
         if renders:
@@ -138,9 +200,12 @@ class Engine:
             steps=p.steps,
             guidance=p.guidance,
             timings=tracker.timings,
+            peak_memory=tracker.peak_memory,
             prefix=request.extend,
             audio=audio,
             audio_kind=kind,
+            memory=self.last_memory,
+            vae_retried_tiled=any(r.happened for r in self._retries),
         )
 
     def _render(
@@ -149,15 +214,11 @@ class Engine:
         """Every segment's frames, joined, and the sound the model made with them (None from a
         silent model), with the sound it made under the first segment's conditioning frame
         (the lead an extension's join crossfades into)."""
-        pipe = self._pipeline(request.model, p.spec, p.capability)
-        chain_pipe = None
-        if any(s.continues for s in p.segments):
-            if p.chain_spec is None:
-                chain_pipe = self._pipeline(request.model, p.spec, Capability.IMAGE)
-            else:
-                chain_pipe = self._pipeline(p.chain_spec.id, p.chain_spec, Capability.IMAGE)
-
         width, height = p.render_size
+        longest = max(s.frames for s in p.segments)
+        chain_model, chain_spec = (
+            (request.model, p.spec) if p.chain_spec is None else (p.chain_spec.id, p.chain_spec)
+        )
         pieces: list[np.ndarray] = []
         sounds: list[Audio | None] = []
         leads: list[Audio | None] = []
@@ -166,11 +227,10 @@ class Engine:
         for segment in p.segments:
             cancel.raise_if_cancelled()
             capability, image, video = p.capability, None, None
-            this_pipe, this_spec = pipe, p.spec
+            this_model, this_spec = request.model, p.spec
             if segment.continues:
                 capability, image = Capability.IMAGE, _fit_image(last, (width, height))
-                this_pipe = chain_pipe
-                this_spec = p.chain_spec or p.spec
+                this_model, this_spec = chain_model, chain_spec
             elif capability is Capability.IMAGE:
                 image = _fit_image(request.image, (width, height))
             elif capability is Capability.VIDEO:
@@ -194,7 +254,10 @@ class Engine:
                 # "Add sound" keeps every frame of the source: nothing of it is re-noised.
                 strength=0.0 if p.keeps_picture else p.strength,
             )
+            # Fetched per segment, not held: a chain model loaded in its place frees this one.
+            this_pipe = self._pipeline(this_model, this_spec, capability, (width, height, longest))
             frames, audio = self._run(this_pipe, this_spec, call, tracker, segment.index, cancel)
+            del this_pipe
             if frames.shape[1:3] != (height, width):
                 frames = _resize_frames(frames, (width, height))
             lead = None
@@ -235,10 +298,48 @@ class Engine:
         )
         return sound.fit(made, frames, p.fps)
 
-    def _pipeline(self, model: str, spec: ModelSpec, capability: Capability) -> Any:
-        """`model` is what the user named (an id or a folder); `spec` is its catalogue entry."""
+    def _pipeline(
+        self, model: str, spec: ModelSpec, capability: Capability, shape: tuple[int, int, int]
+    ) -> Any:
+        """`model` is what the user named (an id or a folder); `spec` is its catalogue entry;
+        `shape` the (width, height, frames) of its longest call, which the memory plan fits."""
         _, weights = resolve_model(model, self.models_dir)
-        return self.pipelines.get(spec, weights, capability, self.placement)
+        memory = self.memory_plan(spec, weights, *shape)
+        pipe = self.pipelines.get(spec, weights, capability, self.placement, memory)
+        retry = getattr(getattr(pipe, "vae", None), "tiled_retry", None)
+        if retry is not None and retry not in self._retries:
+            retry.happened = False
+            self._retries.append(retry)
+        self.last_memory = self.last_memory or memory
+        self._call_memory = memory
+        return pipe
+
+    def memory_plan(
+        self, spec: ModelSpec, weights: Path | None, width: int, height: int, frames: int
+    ) -> MemoryPlan:
+        """How a call of `spec` at this shape fits this engine's device now (the memory that
+        this engine's own loaded pipelines hold counts as free: they make way if need be)."""
+        accelerator = self.placement.on_accelerator
+        sized = spec
+        if weights is not None:
+            if weights not in self._folder_sizes:
+                self._folder_sizes[weights] = memory.folder_params(weights)
+            sized = memory.with_params(spec, *self._folder_sizes[weights])
+        fp = memory.footprint(sized, width, height, frames, accelerator=accelerator)
+        available = memory.reclaimable_bytes(self.placement.resolved_device())
+        if self.placement.context_parallel > 1:
+            available = parallel.least(available)
+        return memory.plan_for(
+            spec,
+            width,
+            height,
+            frames,
+            [available],
+            self.placement.memory,
+            accelerator=accelerator,
+            fp=fp,
+            vae_tiling=self.placement.vae_tiling,
+        )
 
     def _run(
         self,
@@ -249,12 +350,11 @@ class Engine:
         segment: int,
         cancel: CancelToken,
     ) -> tuple[np.ndarray, Audio | None]:
-        """One pipeline call, reporting each step and stopping at once when cancelled: its
-        frames, and its sound from a model that makes sound."""
+        """One pipeline call at the job's speed, reporting each step and stopping at once when
+        cancelled: its frames, and its sound from a model that makes sound."""
         defaults = dict(spec.call_defaults)
         if spec.sigmas is not None and call.steps == len(spec.sigmas):
             defaults["sigmas"] = list(spec.sigmas)
-        kwargs = call_kwargs(type(pipe), call, defaults)
         tracker.enter(Stage.ENCODING_PROMPT, segment=segment)
         state = {"denoising": False}
 
@@ -274,8 +374,10 @@ class Engine:
 
         hook = pipe.transformer.register_forward_pre_hook(before_forward)
         pipe.progress_bar = _StepReporter.factory(on_step)
+        speed_undo = ExitStack()  # what the speed preset switched on, switched off after
         try:
-            output = pipe(**kwargs)
+            speed_undo.enter_context(self._speed(pipe, spec, call, self._job_speed, defaults))
+            output = pipe(**call_kwargs(type(pipe), call, defaults))
         except MoviolaError:
             raise
         except Exception as err:  # the model's own failure: say which, keep the cause
@@ -286,6 +388,7 @@ class Engine:
             # An exception skips the pipeline's own release of offloaded weights.
             if hasattr(pipe, "maybe_free_model_hooks"):
                 pipe.maybe_free_model_hooks()
+            speed_undo.close()
         audio = _model_audio(pipe, output) if spec.audio else None
         return _to_uint8(output.frames[0]), audio
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from moviola.audio import Audio
 from moviola.engine.catalogue import Capability, ModelSpec, get_model
+from moviola.engine.distilled import route_for, why_no_route
 from moviola.engine.errors import UnsupportedInputError
 from moviola.engine.sizes import (
     Segment,
@@ -23,6 +24,8 @@ from moviola.engine.sizes import (
     plan_segments,
     render_size,
 )
+from moviola.engine.speed import Speed
+from moviola.engine.step_caches import why_no_cache
 from moviola.errors import InvalidRequestError
 
 MAX_PROMPT_CHARS = 32_000  # what the hosted Videos API allowed
@@ -61,6 +64,8 @@ class GenerationRequest:
       `strength` (0 keeps it, 1 ignores it). `extend`: a video to continue by `seconds`.
     - `audio`: what sound to give it (`AudioMode`); `source_audio` is the sound of `video` or
       `extend`, kept where the model makes none; `soundtrack_model` makes soundtracks.
+    - `speed`: `quality`, `balanced` (a step cache) or `fast` (a step-distilled LoRA, at its
+      steps and guidance unless `steps` and `guidance` are given); see `moviola.engine.speed`.
     """
 
     prompt: str
@@ -78,6 +83,7 @@ class GenerationRequest:
     strength: float = DEFAULT_STRENGTH
     extend: Any = None
     audio: AudioMode | str = AudioMode.AUTO
+    speed: Speed | str = Speed.QUALITY
     source_audio: Audio | None = None
     soundtrack_model: str = DEFAULT_SOUNDTRACK_MODEL
     max_prompt_chars: int = MAX_PROMPT_CHARS
@@ -102,6 +108,7 @@ class Plan:
     existing_frames: int = 0  # frames of an extension's source
     chain_spec: ModelSpec | None = None
     audio: AudioMode = AudioMode.AUTO
+    speed: Speed = Speed.QUALITY
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -178,6 +185,13 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
             )
         chain_spec = get_model(spec.chain_model)
 
+    speed = _speed(request, spec, chain_spec)
+    default_steps, default_guidance = spec.default_steps, spec.default_guidance
+    route = route_for(spec) if speed is Speed.FAST else None
+    if route is not None:
+        # What the step-distilled LoRA was distilled for: a few steps, no guidance.
+        default_steps, default_guidance = route.steps, route.guidance
+
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     return Plan(
         spec=spec,
@@ -187,13 +201,14 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
         fps=fps,
         total_frames=total,
         segments=segments,
-        steps=request.steps or spec.default_steps,
-        guidance=request.guidance if request.guidance is not None else spec.default_guidance,
+        steps=request.steps or default_steps,
+        guidance=request.guidance if request.guidance is not None else default_guidance,
         seed=seed,
         strength=request.strength,
         existing_frames=existing,
         chain_spec=chain_spec,
         audio=audio,
+        speed=speed,
     )
 
 
@@ -206,6 +221,25 @@ def _check_prompt(request: GenerationRequest) -> None:
             f"{request.max_prompt_chars:,}",
             param="prompt",
         )
+
+
+def _speed(request: GenerationRequest, spec: ModelSpec, chain_spec: ModelSpec | None) -> Speed:
+    try:
+        speed = Speed(request.speed)
+    except ValueError:
+        choices = ", ".join(s.value for s in Speed)
+        raise InvalidRequestError(
+            f"speed must be one of {choices} (got {request.speed!r})", param="speed"
+        ) from None
+    for model in (spec, chain_spec):
+        if model is None:
+            continue
+        if speed is Speed.FAST and route_for(model) is None:
+            raise InvalidRequestError(why_no_route(model), param="speed")
+        reason = why_no_cache(model) if speed is Speed.BALANCED else None
+        if reason is not None:
+            raise InvalidRequestError(reason, param="speed")
+    return speed
 
 
 def _audio_mode(request: GenerationRequest) -> AudioMode:

@@ -619,3 +619,43 @@ def save_tiny_stable_audio(folder: Path) -> Path:
     build_tiny_stable_audio().save_pretrained(folder)
     (folder / MARKER_FILE).write_text(json.dumps({"base": TINY_SOUNDTRACK_ID}, indent=2) + "\n")
     return folder
+
+
+# --- A step-distilled LoRA for `tiny` (what `speed=fast` loads) -------------------------------
+
+TINY_DISTILLED_LORA = "tiny_distilled_lora.safetensors"
+_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
+
+
+def build_tiny_distilled_lora() -> dict[str, Any]:
+    """The `tiny` model's step-distilled LoRA, built in code: random rank-4 adapters on every
+    attention and feed-forward projection of its transformer, deterministic and independent of
+    the global RNG, as a diffusers-format state dict (`transformer.…lora_A.weight` keys). It
+    distils nothing (the model is noise too); it changes the frames as a real one would."""
+    import torch
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    transformer = build_tiny_pipeline(TINY).transformer
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        # Random A and B (peft's default zero B would leave the model unchanged).
+        config = LoraConfig(
+            r=4, lora_alpha=4, target_modules=list(_LORA_TARGETS), init_lora_weights=False
+        )
+        transformer.add_adapter(config)
+    layers = get_peft_model_state_dict(transformer)
+    return {f"transformer.{name}": tensor.contiguous() for name, tensor in layers.items()}
+
+
+def save_tiny_distilled_lora(folder: Path) -> Path:
+    """Write the `tiny` LoRA as a diffusers LoRA file (what `load_lora_weights` reads)."""
+    from diffusers import WanPipeline
+
+    folder = Path(folder)
+    layers = build_tiny_distilled_lora()
+    WanPipeline.save_lora_weights(
+        folder,
+        transformer_lora_layers={k.removeprefix("transformer."): v for k, v in layers.items()},
+        weight_name=TINY_DISTILLED_LORA,
+    )
+    return folder / TINY_DISTILLED_LORA

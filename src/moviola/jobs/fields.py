@@ -98,6 +98,14 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         # A remix keeps its source's sound by default, whatever made it.
         inherit=False,
     ),
+    ExtraField(
+        "speed",
+        str,
+        "speed",
+        "quality (every step), balanced (a step cache skips steps that barely change the "
+        "result), fast (a step-distilled LoRA: a few steps, no guidance).",
+        choices=("quality", "balanced", "fast"),
+    ),
 )
 BY_NAME = {field.name: field for field in EXTRA_FIELDS}
 # Errors name fields as the engine does; the wire's name where they differ.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from moviola import media
 from moviola.config import Settings
 from moviola.engine import Plan, SoundKind, WeightsNotFoundError, get_model, plan
+from moviola.engine.distilled import check_lora
 from moviola.engine.loading import find_weights
+from moviola.engine.memory import MemoryPreference
 from moviola.engine.request import DEFAULT_STRENGTH
 from moviola.engine.soundtrack import get_soundtrack_model
 from moviola.engine.storyboard import StoryboardShot, plan_storyboard
@@ -32,6 +35,7 @@ from moviola.errors import (
     TooLargeError,
 )
 from moviola.jobs import queue
+from moviola.jobs.devices import Devices, check_fits, devices_of
 from moviola.jobs.fields import fields_for, parse_extras
 from moviola.jobs.moderation import PromptPolicy, quarantine
 from moviola.jobs.requests import Inputs, generation_request
@@ -244,6 +248,9 @@ class VideoService:
             inputs=Inputs(),
         )
         plans = plan_storyboard(planned, base)
+        self._check_speed(plans[0])
+        for shot_plan in plans:
+            self._check_memory(shot_plan)
         self._check_sound(plans[0])
         prompt = "\n".join(shot.prompt for shot in planned)
         self._moderate(caller, VideoKind.STORYBOARD, prompt)
@@ -394,6 +401,25 @@ class VideoService:
             return DEFAULT_MODEL
         return source.model
 
+    def _check_memory(self, resolved: Plan) -> None:
+        """A request no device can hold is refused now, not after a worker loaded its model."""
+        check_fits(
+            resolved,
+            self._devices,
+            MemoryPreference(self.settings.memory),
+            ranks=self.settings.gpus_per_worker if self.settings.executor == "local" else 1,
+        )
+
+    @cached_property
+    def _devices(self) -> Devices | None:
+        # Read on first use, not at start: with GPUs it loads torch.
+        return devices_of(self.settings)
+
+    def _check_speed(self, resolved: Plan) -> None:
+        """`speed=fast` needs its step-distilled LoRA here: refused now (naming the command that
+        fetches it), not by a worker later. LoRAs are never downloaded while a job runs."""
+        check_lora(resolved, self.settings.models_path)
+
     def _check_sound(self, resolved: Plan) -> None:
         """A soundtrack needs its model's weights here: refused now, not by a worker later."""
         if resolved.sound is not SoundKind.SOUNDTRACK:
@@ -477,6 +503,8 @@ class VideoService:
             inputs=inputs,
         )
         resolved = plan(request, get_model(engine_model))
+        self._check_speed(resolved)
+        self._check_memory(resolved)
         self._check_sound(resolved)
         self._moderate(caller, kind, prompt)
 
