@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -53,8 +53,17 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_ALIASES)
     )
     device: str = "auto"
-    offload: Literal["none", "model", "sequential"] = "none"
-    vae_tiling: bool | None = None
+    # How the memory planner trades speed for GPU memory: auto (the fastest placement that
+    # fits), speed (everything resident, VAE untiled), low (the leanest placement).
+    memory: Literal["auto", "speed", "low"] = "auto"
+    vae_tiling: bool | None = None  # None: the planner decides per request
+    # GPU memory per device for the insufficient-memory check at submit, where the server cannot
+    # see the devices itself (a Ray cluster), or to budget less than a card has; 0: read them.
+    gpu_memory_gb: float = 0
+    # Speed (docs/speed.md): the attention kernel (auto: chosen per GPU; or a diffusers backend
+    # name, checked when a worker starts) and regional compilation (auto: on for CUDA).
+    attention_backend: str = "auto"
+    compile: Literal["auto", "true", "false"] = "auto"
     max_loaded_models: int = 1
     max_prompt_chars: int = 32_000
     max_seconds: float = 120.0
@@ -71,6 +80,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1  # worker processes (one per device)
+    # Devices each worker splits every job across (context parallel, docs/multi-gpu.md): 1 is
+    # one job per GPU, the most videos an hour; more, each video sooner.
+    gpus_per_worker: int = Field(default=1, ge=1)
     worker_nice: int = 10  # CPU priority of workers below the API's (0: the same)
     max_attempts: int = 3
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -113,6 +125,18 @@ class Settings(BaseSettings):
 
     # Import
     max_import_bytes: int = 4 * 1024**3  # most one file downloaded by `import --from-api` may be
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_retired_settings(cls, data: Any) -> Any:
+        """`offload` became the memory planner's `memory`: a setting still naming it would
+        otherwise be ignored without a word."""
+        if os.environ.get("MOVIOLA_OFFLOAD") or (isinstance(data, dict) and "offload" in data):
+            raise ValueError(
+                "the offload setting is retired: the memory planner places models itself; "
+                "use memory = auto | speed | low (MOVIOLA_MEMORY) instead"
+            )
+        return data
 
     @field_validator("model_aliases", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ class _Given(TypedDict, total=False):
     port: int
     data_dir: Path
     workers: int
+    gpus_per_worker: int
     executor: Literal["local", "ray"]
     ray_address: str
 
@@ -34,6 +35,12 @@ def serve(
         None,
         help="Worker processes (default 1); 0 serves the API and leaves rendering to "
         "`moviola worker` processes elsewhere.",
+    ),
+    gpus_per_worker: int | None = typer.Option(
+        None,
+        "--gpus-per-worker",
+        help="GPUs each worker splits every job across, for latency (default 1: one job per "
+        "GPU, the most videos an hour).",
     ),
     executor: str | None = typer.Option(
         None, help="local (worker processes here, the default) or ray (a Ray cluster)."
@@ -63,6 +70,12 @@ def serve(
             given["data_dir"] = data_dir
         if workers is not None:
             given["workers"] = workers
+        if gpus_per_worker is not None:
+            if gpus_per_worker < 1:
+                raise InvalidRequestError(
+                    "--gpus-per-worker must be 1 or more", param="gpus_per_worker"
+                )
+            given["gpus_per_worker"] = gpus_per_worker
         if executor is not None:
             given["executor"] = cast(Literal["local", "ray"], executor)  # Settings checks it
         if ray_address is not None:
@@ -74,6 +87,15 @@ def serve(
             raise InvalidRequestError(
                 "--executor ray needs --ray-address HOST:PORT (the Ray head)", param="ray_address"
             )
+        if settings.gpus_per_worker > 1 and settings.executor == "ray":
+            raise InvalidRequestError(
+                "--gpus-per-worker is for local workers: Ray actors render one job per GPU",
+                param="gpus_per_worker",
+            )
+        if settings.gpus_per_worker > 1 and settings.executor == "local" and settings.workers:
+            from moviola.jobs.supervisor import worker_groups
+
+            worker_groups(settings)  # GPUs that cannot be cut into groups: said now, not later
         if not binds_loopback(settings.host) and not _has_keys(settings):
             typer.secho(
                 f"error: refusing to listen on {settings.host} with no API key: anyone who can "

@@ -29,7 +29,15 @@ def worker(
     name: str = typer.Option(
         None, help="The name it holds jobs under; unique per worker (default: host-pid)."
     ),
-    device: str = typer.Option(None, help="auto, cpu, cuda, cuda:1 … (default: the setting)."),
+    device: str = typer.Option(
+        None,
+        help="auto, cpu, cuda, cuda:1 … or a group: cuda:2,cuda:3 (default: the setting).",
+    ),
+    gpus_per_worker: int = typer.Option(
+        None,
+        "--gpus-per-worker",
+        help="Split every job across this many GPUs, for latency (default: the setting, 1).",
+    ),
     parent_pid: int = typer.Option(
         None, "--parent-pid", hidden=True, help="Exit when this process is no longer the parent."
     ),
@@ -44,6 +52,7 @@ def worker(
     with one_line_errors():
         from moviola import logs
         from moviola.config import get_settings
+        from moviola.errors import InvalidRequestError
         from moviola.jobs.worker import Worker
         from moviola.store import db
         from moviola.store.blobs import Blobs
@@ -52,6 +61,12 @@ def worker(
         # Alembic announces its plugins each time a worker (re)starts: noise in the server's log.
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         settings = get_settings()
+        if gpus_per_worker is not None:
+            if gpus_per_worker < 1:
+                raise InvalidRequestError(
+                    "--gpus-per-worker must be 1 or more", param="gpus_per_worker"
+                )
+            settings = settings.model_copy(update={"gpus_per_worker": gpus_per_worker})
         if settings.worker_nice and hasattr(os, "nice"):
             # Rendering is batch work; the API answering polls is what people wait on. On a
             # machine with few cores, a lower priority keeps the API's latency flat.

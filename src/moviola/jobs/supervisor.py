@@ -15,6 +15,8 @@ the database away) are retried the same way.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -30,6 +32,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from moviola.config import Settings
+from moviola.errors import InvalidRequestError
 from moviola.jobs import queue
 from moviola.store import db
 from moviola.store.models import Video, VideoStatus
@@ -79,7 +82,7 @@ class Supervisor:
         self._engine = db.connect(settings.db_url)
         self._sessions = db.sessions(self._engine)
         self._slots = [
-            _Slot(f"worker-{i}", device) for i, device in enumerate(worker_devices(settings))
+            _Slot(f"worker-{i}", ",".join(group)) for i, group in enumerate(worker_groups(settings))
         ]
         self._lock = threading.Lock()  # guards the slots' processes against stop()
         self._stopping = threading.Event()
@@ -119,11 +122,13 @@ class Supervisor:
                 )
                 process.kill()
                 process.wait()
+                self._end_group(process)
         for slot in self._slots:
             # Whatever a worker could not hand back itself. Shutting down is no fault of the
             # job's, so it costs no attempt; a worker that had died before is another matter.
             try:
                 if slot.name in crashed:
+                    self._end_group(slot.process)
                     log.warning("%s", self._hand_back(slot))
                 else:
                     queue.release_worker(
@@ -199,6 +204,7 @@ class Supervisor:
             slot.exited_at = slot.exited_at or time.monotonic()
             # Should handing its jobs back fail, the dead process stays recorded and is tried
             # again later: no job is left held by a worker that no longer exists.
+            self._end_group(slot.process)
             handed_back = self._hand_back(slot)
             delay = self._schedule_restart(slot, code)
             log.warning("%s; restarting it in %.1f s", handed_back, delay)
@@ -209,6 +215,13 @@ class Supervisor:
                 if not self._stopping.is_set():
                     self._spawn(slot)
                     slot.restarts += 1
+
+    def _end_group(self, process: subprocess.Popen | None) -> None:
+        """A worker of several GPUs has a process per other GPU in its process group; with it
+        gone they are of no use, and their memory must be free for its successor."""
+        if process is not None and self.settings.gpus_per_worker > 1:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def _hand_back(self, slot: _Slot) -> str:
         """Give back the jobs of the slot's dead process; returns a line that says so."""
@@ -250,14 +263,52 @@ class Supervisor:
 
 
 def worker_devices(settings: Settings) -> list[str]:
-    """A device for each of `settings.workers`: the GPUs in turn when there are any."""
-    count = settings.workers
+    """Every device the workers render on: one for each of `settings.workers`, the GPUs in
+    turn when there are any, or `gpus_per_worker` each (see `worker_groups`)."""
+    return [device for group in worker_groups(settings) for device in group]
+
+
+def worker_groups(settings: Settings) -> list[list[str]]:
+    """The devices of each of `settings.workers`: one each, the GPUs in turn when there are
+    any; with `gpus_per_worker` N > 1, N consecutive GPUs each (`cuda:0, cuda:1`, then
+    `cuda:2, cuda:3` …), or N CPU ranks with `device = "cpu"`. A machine whose GPUs cannot be
+    cut into such groups is refused here, before any worker starts."""
+    count, per = settings.workers, settings.gpus_per_worker
+    if per > 1:
+        groups = itertools.cycle(_gpu_groups(settings))
+        return [list(group) for group in itertools.islice(groups, count)]
     if settings.device not in ("auto", "cuda"):
-        return [settings.device] * count
+        return [[settings.device]] * count
     gpus = _gpu_count()
     if gpus == 0:
-        return ["cpu" if settings.device == "auto" else "cuda"] * count
-    return [f"cuda:{i % gpus}" for i in range(count)]
+        return [["cpu" if settings.device == "auto" else "cuda"]] * count
+    return [[f"cuda:{i % gpus}"] for i in range(count)]
+
+
+def _gpu_groups(settings: Settings) -> list[tuple[str, ...]]:
+    per = settings.gpus_per_worker
+    if settings.device == "cpu":
+        return [("cpu",) * per]  # CPU ranks: the multi-GPU path, tried without GPUs
+    if settings.device not in ("auto", "cuda"):
+        raise InvalidRequestError(
+            f"--gpus-per-worker {per} takes --device auto, cuda or cpu, not {settings.device!r}: "
+            "each worker is given its own GPUs",
+            param="gpus_per_worker",
+        )
+    gpus = _gpu_count()
+    if per > gpus:
+        where = "no GPU" if gpus == 0 else f"{gpus} GPU{'s' if gpus > 1 else ''}"
+        raise InvalidRequestError(
+            f"--gpus-per-worker {per} needs {per} GPUs and this machine has {where}",
+            param="gpus_per_worker",
+        )
+    if gpus % per:
+        raise InvalidRequestError(
+            f"--gpus-per-worker {per} does not divide this machine's {gpus} GPUs into groups; "
+            f"use a divisor of {gpus}",
+            param="gpus_per_worker",
+        )
+    return [tuple(f"cuda:{i}" for i in range(g, g + per)) for g in range(0, gpus, per)]
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -278,7 +329,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
             env[key] = str(value)
     # Each worker's CPU threads get its share of the cores: torch otherwise starts one thread
     # per core in every worker, and on a busy machine they thrash (renders 10–20x slower).
-    share = str(max(1, (os.cpu_count() or 1) // max(1, settings.workers)))
+    processes = max(1, settings.workers) * settings.gpus_per_worker
+    share = str(max(1, (os.cpu_count() or 1) // processes))
     env.setdefault("OMP_NUM_THREADS", share)
     return env
 

@@ -17,8 +17,16 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from moviola.config import Settings
-from moviola.engine import CancelToken, Engine, Placement, Progress
+from moviola.engine import (
+    CancelToken,
+    MemoryPreference,
+    Placement,
+    Progress,
+    WeightsNotFoundError,
+)
+from moviola.engine.speed import SpeedSettings
 from moviola.jobs import queue
+from moviola.jobs.gpu_group import GroupEngine, worker_engine
 from moviola.jobs.runner import JobRunner
 from moviola.render.files import render
 from moviola.render.outcome import classify
@@ -44,10 +52,19 @@ class Worker:
         self.sessions = sessions
         self.blobs = blobs
         self.name = name or f"worker-{os.getpid()}"
-        self.engine = Engine(
+        # With `gpus_per_worker` > 1, a group of processes, one per GPU (jobs/gpu_group.py).
+        self.engine = worker_engine(
             models_dir=settings.models_path,
-            placement=Placement(device or settings.device, settings.offload, settings.vae_tiling),
+            placement=Placement(
+                device or settings.device,
+                MemoryPreference(settings.memory),
+                settings.vae_tiling,
+            ),
             max_loaded=settings.max_loaded_models,
+            speed=SpeedSettings(settings.attention_backend, settings.compile),
+            gpus=settings.gpus_per_worker,
+            name=self.name,
+            on_lost=self._group_lost,
         )
         self.runner = JobRunner(settings, sessions, blobs)
         self._stopping = threading.Event()
@@ -60,9 +77,32 @@ class Worker:
         without using one of its attempts: shutting a worker down costs no job anything.
         """
         self._stopping = stop
-        while not stop.is_set():
-            if not self.run_one():
-                stop.wait(poll_s)
+        try:
+            self.start()
+            while not stop.is_set():
+                if not self.run_one():
+                    stop.wait(poll_s)
+        finally:
+            if isinstance(self.engine, GroupEngine):
+                self.engine.close()
+
+    def start(self) -> None:
+        """Before the first claim: resolve the speed settings (an unusable attention backend
+        stops the worker here, with the reason) and, where compiling is on, compile and warm
+        the default model with one short generation, so the first job does not wait for it."""
+        self.engine.check_speed_settings()
+        if not self.engine.compiles():
+            return
+        model = self.settings.resolve_model(self.settings.default_model)
+        try:
+            seconds = self.engine.warm_up(model)
+        except WeightsNotFoundError as err:
+            log.info("%s: compile warm-up skipped: %s", self.name, err.message)
+            return
+        except Exception:  # jobs still run: they compile on first use instead
+            log.warning("%s: compile warm-up of %s failed", self.name, model, exc_info=True)
+            return
+        log.info("%s: compiled and warmed %s in %.1f s", self.name, model, seconds)
 
     def run_one(self) -> bool:
         """Claim and process one job; False when the queue was empty — or when the disk is
@@ -120,6 +160,11 @@ class Worker:
             queue.abandon(self.sessions, job.id, self.name)
             log.info("%s: %s stopped (cancelled or deleted)", self.name, job.id)
         self.runner.discard(job.id, self.name)
+
+    def _group_lost(self, reason: str) -> None:
+        """A rank of this worker's group died or fell out of step, and the group goes down:
+        its job goes back to the queue, one attempt used, as a crashed worker's does."""
+        queue.release_worker(self.sessions, self.name, f"worker {self.name}: {reason}")
 
     def _room_to_write(self) -> bool:
         """Whether the data dir has the operator's reserve free; said once when it runs out."""
