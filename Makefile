@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/provenance_cost.py
 	$(BIN)/python benchmarks/audio_cost.py
 	$(BIN)/python benchmarks/cluster_throughput.py
+	$(BIN)/python benchmarks/gpu.py --tiny
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache src/*.egg-info
