@@ -142,3 +142,71 @@ def server_class() -> type[Server]:
 def small() -> dict[str, str]:
     """Size and length of a job that renders in a fraction of a second."""
     return dict(SMALL)
+
+
+@pytest.fixture(scope="session")
+def tiny_loras(tmp_path_factory) -> dict[str, Path]:
+    """LoRA files made with peft for the tiny models, as trainers publish them: one for `tiny`
+    in diffusers' layout and the same weights in original Wan (`diffusion_model.…`) and kohya
+    (musubi-tuner's `lora_unet_…`, with alphas) keys; another for `tiny` (other weights); one
+    for `tiny-ltx`."""
+    from diffusers import LTXConditionPipeline, WanPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from moviola.engine.tiny import TINY, TINY_LTX, build_tiny_pipeline
+
+    folder = tmp_path_factory.mktemp("loras")
+    attention = ["to_q", "to_k", "to_v", "to_out.0"]
+
+    def peft_layers(spec, targets, seed):
+        import torch
+
+        transformer = build_tiny_pipeline(spec).transformer
+        torch.manual_seed(seed)
+        # Random A and B: peft's default (B = 0) would leave the model as it is.
+        config = LoraConfig(r=4, lora_alpha=4, target_modules=targets, init_lora_weights=False)
+        transformer.add_adapter(config)
+        return {k: v.contiguous() for k, v in get_peft_model_state_dict(transformer).items()}
+
+    wan = [*attention, "ffn.net.0.proj", "ffn.net.2"]
+    layers = peft_layers(TINY, wan, seed=11)
+    WanPipeline.save_lora_weights(folder, layers, weight_name="tiny-style.safetensors")
+    WanPipeline.save_lora_weights(
+        folder, peft_layers(TINY, wan, seed=12), weight_name="tiny-other.safetensors"
+    )
+    ltx = peft_layers(TINY_LTX, attention, seed=13)
+    LTXConditionPipeline.save_lora_weights(folder, ltx, weight_name="tiny-ltx-style.safetensors")
+
+    # Wan's own names for diffusers' layers.
+    names = {"attn1": "self_attn", "attn2": "cross_attn", "to_q": "q", "to_k": "k", "to_v": "v"}
+    names.update({"to_out.0": "o", "ffn.net.0.proj": "ffn.0", "ffn.net.2": "ffn.2"})
+
+    def wan_name(module):  # blocks.0.attn1.to_out.0 → blocks.0.self_attn.o
+        for ours, theirs in sorted(names.items(), key=lambda n: -len(n[0])):
+            module = module.replace(ours, theirs)
+        return module
+
+    original, kohya = {}, {}
+    for key, tensor in layers.items():
+        module, part = key.rsplit(".lora_", 1)
+        original[f"diffusion_model.{wan_name(module)}.lora_{part}"] = tensor
+        flat = "lora_unet_" + wan_name(module).replace(".", "_")
+        kohya[f"{flat}.{'lora_down' if part.startswith('A') else 'lora_up'}.weight"] = tensor
+        if part.startswith("A"):
+            kohya[f"{flat}.alpha"] = torch_scalar(tensor.shape[0])  # alpha = rank: scale 1
+    save_file(original, folder / "tiny-style-wan.safetensors")
+    save_file(kohya, folder / "tiny-style-kohya.safetensors")
+    return {
+        "diffusers": folder / "tiny-style.safetensors",
+        "original-wan": folder / "tiny-style-wan.safetensors",
+        "kohya": folder / "tiny-style-kohya.safetensors",
+        "other": folder / "tiny-other.safetensors",
+        "tiny-ltx": folder / "tiny-ltx-style.safetensors",
+    }
+
+
+def torch_scalar(value: float):
+    import torch
+
+    return torch.tensor(float(value))

@@ -16,7 +16,7 @@ def test_json_bodies_on_every_post(http, done_video, small):
 
     source = {"video": {"id": done_video.id}}
     for path, body in (
-        (f"/v1/videos/{done_video.id}/remix", {"prompt": "again", "seed": 3}),
+        (f"/v1/videos/{done_video.id}/remix", {"prompt": "again", "strength": 0.5}),
         ("/v1/videos/edits", {"prompt": "edit", **source}),
         ("/v1/videos/extensions", {"prompt": "more", "seconds": "4", **source}),
     ):

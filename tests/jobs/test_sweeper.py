@@ -18,7 +18,7 @@ from moviola.jobs.sweeper import ORPHAN_AFTER_S, Sweeper
 from moviola.render.frame_check import BLOCKED
 from moviola.store import db
 from moviola.store.blobs import Blobs
-from moviola.store.models import Video, new_id
+from moviola.store.models import Character, Video, new_id
 
 
 @pytest.fixture
@@ -226,19 +226,45 @@ def test_a_folder_without_a_row_goes_once_nothing_in_it_changed_for_a_while(
     queued = new_job(sessions, blobs)
     backdate(blobs.folder(queued) / "input.img", blobs.folder(queued))
 
-    assert sweeper(tmp_path, sessions, blobs, retention_hours=0).sweep() == 4
+    assert sweeper(tmp_path, sessions, blobs, retention_hours=0).sweep() == 5
 
-    gone = {crashed, cut_short, storyboard, empty}
+    # A character's folder without a row is one whose creation crashed before its row.
+    gone = {crashed, cut_short, storyboard, empty, character}
     assert not any(folder.exists() for folder in gone)
     assert set(blobs.root.iterdir()) == {
         being_created,
         rewritten,
         rendered,
         with_attempt,
-        character,
         blobs.folder(queued),
     }
     assert (blobs.folder(queued) / "input.img").is_file()
+
+
+def test_a_characters_folder_goes_only_without_a_row_and_with_nothing_else_in_it(
+    tmp_path, sessions, blobs
+):
+    def character_folder(*names: str, old: bool = True) -> Path:
+        folder = blobs.root / new_id("char")
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes(b"x")
+        if old:
+            backdate(*folder.iterdir(), folder)
+        return folder
+
+    crashed = character_folder("character.mp4", "reference_0.png", ".reference_1.png.1a2b.tmp.png")
+    being_created = character_folder("character.mp4", old=False)
+    unknown = character_folder("character.mp4", "notes.txt")  # not what creating one writes
+    kept = character_folder("character.mp4", "reference_0.png")
+    with sessions.begin() as session:
+        session.add(
+            Character(id=kept.name, owner=None, name="Ada", video_path=str(kept / "character.mp4"))
+        )
+
+    assert sweeper(tmp_path, sessions, blobs, retention_hours=0).sweep() == 1
+    assert set(blobs.root.iterdir()) == {being_created, unknown, kept}
+    assert not crashed.exists()
 
 
 def test_attempts_that_ended_lose_their_folders_and_nothing_else(tmp_path, sessions, blobs):

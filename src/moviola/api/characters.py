@@ -1,44 +1,39 @@
 """`/v1/videos/characters`: named characters made from a short uploaded clip.
 
-A character is its name and its clip, kept under the blob folder in a folder of its own
-(`blobs/char_…/`). Creating a video may name up to two of them (`characters: [{"id"}]`); as
-on the hosted API, each one's name must appear in the prompt. Today's open models take no
-character conditioning, so the references are checked and the prompt carries the character.
+A character is its name, its clip and the reference frames picked from the clip, kept in a
+folder of its own (`blobs/char_…/`; see `moviola.jobs.characters`). Creating a video may name
+up to two of them (`characters: [{"id"}]`), each named in the prompt, as on the hosted API;
+the video is conditioned on their frames. Retrieving one shows its frames under `moviola`,
+each downloadable from the content endpoint (`?variant=reference_0` …), for its owner only.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from moviola import media
 from moviola.api.auth import authenticate
 from moviola.api.forms import read_body
 from moviola.api.schemas import (
     CharacterObject,
-    CharacterReference,
     CreateCharacterRequest,
     ErrorResponse,
     character_object,
     request_body,
 )
-from moviola.errors import InvalidRequestError, MediaError, NotFoundError
-from moviola.jobs.service import Caller, Upload
-from moviola.store.models import Character, new_id
-
-MAX_NAME = 80
-MAX_PER_VIDEO = 2
+from moviola.errors import InvalidRequestError
+from moviola.jobs.service import Caller
 
 router = APIRouter(
     prefix="/v1",
     tags=["characters"],
     responses={status: {"model": ErrorResponse} for status in (400, 401, 404, 413)},
 )
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
 
 
 @router.post(
@@ -52,80 +47,47 @@ async def create_character(
 ) -> JSONResponse:
     state = request.app.state
     body = await read_body(request, state.settings.max_upload_bytes)
+    CreateCharacterRequest.refuse_unknown(body.fields, body.files)
     params = CreateCharacterRequest.model_validate(body.fields)
-    name = params.name.strip()
-    if not 1 <= len(name) <= MAX_NAME:
-        raise InvalidRequestError(f"name must be 1–{MAX_NAME} characters", param="name")
     upload = body.files.get("video")
     if upload is None:
         raise InvalidRequestError("video is required: upload a short clip", param="video")
-    row = await run_in_threadpool(store, state, caller, name, upload)
-    return JSONResponse(character_object(row))
+    row = await run_in_threadpool(
+        state.service.characters.create, caller.owner, params.name, upload.data, upload.filename
+    )
+    return JSONResponse(character_object(row, _base_url(request)))
 
 
 @router.get(
     "/videos/characters/{character_id}",
     response_model=CharacterObject,
-    summary="Retrieve a character",
+    summary="Retrieve a character, with its reference frames under `moviola`",
 )
 def get_character(
     character_id: str, request: Request, caller: Caller = Depends(authenticate)
 ) -> JSONResponse:
-    return JSONResponse(character_object(find(request.app.state, caller, character_id)))
+    row = request.app.state.service.characters.get(caller.owner, character_id)
+    return JSONResponse(character_object(row, _base_url(request)))
 
 
-def store(state: Any, caller: Caller, name: str, upload: Upload) -> Character:
-    settings = state.settings
-    try:
-        info = media.probe(io.BytesIO(upload.data))
-    except MediaError as err:
-        err.param = err.param or "video"
-        raise
-    if info.width * info.height > settings.max_input_pixels:
-        raise InvalidRequestError("the video has too many pixels", param="video")
-    if info.duration > settings.max_input_seconds:
-        raise InvalidRequestError("the video is too long", param="video")
-
-    character_id = new_id("char")
-    suffix = _suffix(upload.filename)
-    path = state.blobs.folder(character_id) / f"character{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    media.atomic_write_bytes(path, upload.data)
-    row = Character(id=character_id, owner=caller.owner, name=name, video_path=str(path))
-    try:
-        with state.sessions.begin() as session:
-            session.add(row)
-    except Exception:
-        state.blobs.remove(character_id)  # no row will ever point at it
-        raise
-    return row
-
-
-def find(state: Any, caller: Caller, character_id: str, param: str = "character_id") -> Character:
-    with state.sessions() as session:
-        row = session.get(Character, character_id)
-    if row is None or row.owner != caller.owner:
-        raise NotFoundError(f"no character with id {character_id!r}", param=param)
-    return row
-
-
-def check_references(
-    state: Any, caller: Caller, references: list[CharacterReference], prompt: str
-) -> None:
-    """Characters named by a create request exist, are the caller's, and are in the prompt."""
-    if len(references) > MAX_PER_VIDEO:
-        raise InvalidRequestError(
-            f"a video can include at most {MAX_PER_VIDEO} characters", param="characters"
-        )
-    for reference in references:
-        character = find(state, caller, reference.id, param="characters")
-        if character.name.casefold() not in prompt.casefold():
-            raise InvalidRequestError(
-                f"name the character {character.name!r} in the prompt to include it",
-                param="characters",
-            )
-
-
-def _suffix(filename: str | None) -> str:
-    suffix = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".video"
+@router.get(
+    "/videos/characters/{character_id}/content",
+    response_class=FileResponse,
+    summary="Download one of a character's reference frames (PNG)",
+    responses={200: {"content": {"image/png": {}}, "description": "The frame."}},
+)
+def character_content(
+    character_id: str,
+    request: Request,
+    variant: str = Query("reference_0", description="reference_0, reference_1 …"),
+    caller: Caller = Depends(authenticate),
+) -> FileResponse:
+    characters = request.app.state.service.characters
+    path = characters.reference_path(caller.owner, character_id, variant)
+    return FileResponse(
+        path,
+        media_type="image/png",
+        filename=f"{character_id}-{variant}.png",
+        content_disposition_type="inline",
+        headers={"cache-control": "private, max-age=86400, immutable"},
+    )

@@ -3,7 +3,8 @@
 The `openai` SDK posts `create`, `edit`, `extend` and `create_character` as multipart even
 with no file in them, flattening nested values into bracketed names (`video[id]`,
 `input_reference[image_url]`, `characters[][id]`); raw HTTP clients post JSON. All of them
-become one `Body`: nested plain fields, plus the file parts by name.
+become one `Body`: nested plain fields, plus the file parts by name (a list of files sent as
+`reference_images[]` is numbered: `reference_images[0]`, `reference_images[1]` …).
 
 Uploads are bounded while they arrive (`moviola.web.uploads`, shared with the Studio): a
 declared `Content-Length` over the limit is refused before a byte is read, and a body without
@@ -202,6 +203,9 @@ async def _multipart(
                 data = await value.read()
                 if len(data) > max_upload_bytes:
                     raise too_large(max_upload_bytes, param=name)
+                if name.endswith("[]"):  # a list of files (`reference_images[]`): numbered
+                    listed = name[:-2]
+                    name = f"{listed}[{sum(k.startswith(f'{listed}[') for k in files)}]"
                 if name in files:
                     raise InvalidRequestError(f"{name} is given twice", param=name)
                 files[name] = Upload(data=data, filename=value.filename)

@@ -1,4 +1,4 @@
-"""An `input_reference` in any of its forms → the image's bytes.
+"""An image reference (`input_reference`, `last_frame`) in any of its forms → the image's bytes.
 
 A file part, a `data:` URL, or an http(s) URL that the server fetches, within the upload size
 limit (counted as it downloads) and one deadline for the whole fetch: a server that drips its
@@ -36,11 +36,13 @@ async def reference_image(
     *,
     allow_private: bool,
     timeout_s: float,
+    field: str = PARAM,
 ) -> Upload | None:
+    """The image `field` names: its file part, or its value (`{image_url}`, a bare URL)."""
     if upload is not None:
         if given is not None:
             raise InvalidRequestError(
-                "input_reference is given both as a file and as a value; send one", param=PARAM
+                f"{field} is given both as a file and as a value; send one", param=field
             )
         return upload
     if given is None:
@@ -49,37 +51,37 @@ async def reference_image(
         given = ImageReference(image_url=given)
     if given.file_id is not None:
         raise InvalidRequestError(
-            "input_reference.file_id is not supported: this server has no Files API; upload the "
+            f"{field}.file_id is not supported: this server has no Files API; upload the "
             'image as a file part, or send {"image_url": "data:image/png;base64,…"} or an '
             "http(s) URL",
-            param=f"{PARAM}.file_id",
+            param=f"{field}.file_id",
             code="unsupported_value",
         )
     url = (given.image_url or "").strip()
     if not url:
-        raise InvalidRequestError(
-            "input_reference needs an image file, or an image_url", param=PARAM
-        )
+        raise InvalidRequestError(f"{field} needs an image file, or an image_url", param=field)
     if url[:5].lower() == "data:":
-        return Upload(data=decode_data_url(url, max_bytes), filename="input_reference")
+        return Upload(data=decode_data_url(url, max_bytes, field), filename=field)
     if url.lower().startswith(("http://", "https://")):
-        data = await fetch(url, max_bytes, allow_private=allow_private, timeout_s=timeout_s)
-        return Upload(data=data, filename="input_reference")
+        data = await fetch(
+            url, max_bytes, allow_private=allow_private, timeout_s=timeout_s, field=field
+        )
+        return Upload(data=data, filename=field)
     raise InvalidRequestError(
-        "input_reference.image_url must be a data: URL or an http(s) URL",
-        param=f"{PARAM}.image_url",
+        f"{field}.image_url must be a data: URL or an http(s) URL",
+        param=f"{field}.image_url",
     )
 
 
-def decode_data_url(url: str, max_bytes: int) -> bytes:
+def decode_data_url(url: str, max_bytes: int, field: str = PARAM) -> bytes:
     """`data:[<type>][;base64],<data>` → bytes (RFC 2397)."""
-    param = f"{PARAM}.image_url"
+    param = f"{field}.image_url"
     header, comma, payload = url[5:].partition(",")
     if not comma:
         raise InvalidRequestError("the data URL has no ',' before its data", param=param)
     if header.lower().endswith(";base64"):
         if len(payload) * 3 // 4 > max_bytes + 3:  # refuse before decoding
-            raise _too_large(max_bytes)
+            raise _too_large(max_bytes, field)
         try:
             data = base64.b64decode("".join(unquote(payload).split()), validate=True)
         except (binascii.Error, ValueError):
@@ -87,7 +89,7 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
     else:
         data = unquote_to_bytes(payload)
     if len(data) > max_bytes:
-        raise _too_large(max_bytes)
+        raise _too_large(max_bytes, field)
     if not data:
         raise InvalidRequestError("the data URL is empty", param=param)
     return data
@@ -98,37 +100,37 @@ def unquote(text: str) -> str:
     return unquote_to_bytes(text).decode("ascii", "replace") if "%" in text else text
 
 
-async def fetch(url: str, max_bytes: int, *, allow_private: bool, timeout_s: float) -> bytes:
-    param = f"{PARAM}.image_url"
+async def fetch(
+    url: str, max_bytes: int, *, allow_private: bool, timeout_s: float, field: str = PARAM
+) -> bytes:
+    param = f"{field}.image_url"
     try:
-        return await asyncio.wait_for(_fetch(url, max_bytes, allow_private), timeout_s)
+        return await asyncio.wait_for(_fetch(url, max_bytes, allow_private, field), timeout_s)
     except asyncio.TimeoutError:
         raise InvalidRequestError(
-            f"input_reference.image_url took longer than {timeout_s:g} s to fetch; "
+            f"{param} took longer than {timeout_s:g} s to fetch; "
             "send the image itself, or a URL that answers sooner",
             param=param,
             code="image_url_timeout",
         ) from None
     except (httpx.InvalidURL, UnicodeError) as err:  # UnicodeError: a host IDNA cannot encode
-        raise InvalidRequestError(
-            f"input_reference.image_url is not a valid URL ({err})", param=param
-        ) from None
+        raise InvalidRequestError(f"{param} is not a valid URL ({err})", param=param) from None
     except httpx.HTTPError as err:
         raise InvalidRequestError(
-            f"could not fetch input_reference.image_url ({type(err).__name__}: {err})",
+            f"could not fetch {param} ({type(err).__name__}: {err})",
             param=param,
         ) from None
 
 
-async def _fetch(url: str, max_bytes: int, allow_private: bool) -> bytes:
-    param = f"{PARAM}.image_url"
+async def _fetch(url: str, max_bytes: int, allow_private: bool, field: str) -> bytes:
+    param = f"{field}.image_url"
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT) as client:
         for _ in range(MAX_REDIRECTS + 1):
             target = url
             headers: dict[str, str] = {}
             extensions: dict[str, str] = {}
             if not allow_private:
-                target, headers, extensions = await pinned(url)
+                target, headers, extensions = await pinned(url, field)
             request = client.build_request("GET", target, headers=headers)
             request.extensions.update(extensions)
             async with _send(client, request) as response:
@@ -136,14 +138,14 @@ async def _fetch(url: str, max_bytes: int, allow_private: bool) -> bytes:
                     # Each hop is checked again: a public URL may redirect inward.
                     url = str(response.url.join(response.headers["location"]))
                     continue
-                return await _read(response, max_bytes)
+                return await _read(response, max_bytes, field)
         raise InvalidRequestError(
-            f"input_reference.image_url redirected more than {MAX_REDIRECTS} times",
+            f"{param} redirected more than {MAX_REDIRECTS} times",
             param=param,
         )
 
 
-async def pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
+async def pinned(url: str, field: str = PARAM) -> tuple[str, dict[str, str], dict[str, str]]:
     """`url` rewritten to connect to the one address that was checked, with the Host header
     and TLS server name of the original, so that the server fetches from exactly that address.
 
@@ -151,6 +153,7 @@ async def pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
     who may create a video could make the server read internal services for them. Connecting
     by name after the check would resolve it a second time, and a name that answers a public
     address first and a private one next (DNS rebinding) would slip through."""
+    param = f"{field}.image_url"
     parsed = httpx.URL(url)
     host = parsed.host
     try:
@@ -158,16 +161,14 @@ async def pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
             socket.getaddrinfo, host, parsed.port, type=socket.SOCK_STREAM
         )
     except OSError:
-        raise InvalidRequestError(
-            f"input_reference.image_url: cannot resolve {host!r}", param=f"{PARAM}.image_url"
-        ) from None
+        raise InvalidRequestError(f"{param}: cannot resolve {host!r}", param=param) from None
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
         if not address.is_global:
             raise InvalidRequestError(
-                f"input_reference.image_url points at a private address ({address}); "
+                f"{param} points at a private address ({address}); "
                 "send the image itself, or allow private URLs (MOVIOLA_FETCH_PRIVATE_URLS)",
-                param=f"{PARAM}.image_url",
+                param=param,
             )
     target = str(parsed.copy_with(host=str(addresses[0])))
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
@@ -183,25 +184,23 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> AsyncItera
         await response.aclose()
 
 
-async def _read(response: httpx.Response, max_bytes: int) -> bytes:
+async def _read(response: httpx.Response, max_bytes: int, field: str) -> bytes:
     if response.status_code != 200:
         raise InvalidRequestError(
-            f"fetching input_reference.image_url answered HTTP {response.status_code}",
-            param=f"{PARAM}.image_url",
+            f"fetching {field}.image_url answered HTTP {response.status_code}",
+            param=f"{field}.image_url",
         )
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
+        raise _too_large(max_bytes, field)
     chunks, seen = [], 0
     async for chunk in response.aiter_bytes():
         seen += len(chunk)
         if seen > max_bytes:
-            raise _too_large(max_bytes)
+            raise _too_large(max_bytes, field)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(max_bytes: int) -> TooLargeError:
-    return TooLargeError(
-        f"the input_reference image is larger than {max_bytes:,} bytes", param=PARAM
-    )
+def _too_large(max_bytes: int, field: str) -> TooLargeError:
+    return TooLargeError(f"the {field} image is larger than {max_bytes:,} bytes", param=field)

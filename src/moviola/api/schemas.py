@@ -9,11 +9,20 @@ send numbers), and leave the checking of values (sizes, lengths, models) to the 
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from moviola.jobs.fields import EXTRA_FIELDS, ExtraField, fields_for
+from moviola.jobs.characters import reference_variant
+from moviola.jobs.fields import (
+    BY_NAME,
+    EXTRA_FIELDS,
+    ExtraField,
+    ObjectList,
+    fields_for,
+    unknown_field,
+)
 from moviola.store.models import Character, Video, VideoKind, VideoStatus
 
 
@@ -31,15 +40,70 @@ Text = Annotated[str, BeforeValidator(_text)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A request body. Its fields are all it takes: any other name, in JSON, a form or the
+    SDK's `extra_body` (which arrive the same way), is a 400 naming it, so that nothing a client
+    asks for is silently ignored. A field registered in `moviola.jobs.fields` for the kind of
+    request is one of its fields, so this model is the one list of what an endpoint takes."""
+
+    model_config = ConfigDict(extra="ignore")  # never reached: unknown names are refused first
+    what: ClassVar[str] = "this request"  # how refusals name the request ("a remix")
+    file_parts: ClassVar[tuple[str, ...]] = ()  # the fields that may come as file parts
 
     @model_validator(mode="before")
     @classmethod
     def _blank_is_absent(cls, data: Any) -> Any:
-        # A form sends an empty field for an unset value; treat it as not given.
         if isinstance(data, dict):
+            cls.refuse_unknown(data)
+            # A form sends an empty field for an unset value; treat it as not given.
             return {k: v for k, v in data.items() if v != "" and v is not None}
         return data
+
+    @classmethod
+    def refuse_unknown(cls, fields: dict[str, Any], files: Iterable[str] = ()) -> None:
+        """Refuse a field this request does not take, or a key its references do not have
+        (`input_reference[foo]`), and a file part where it takes none."""
+        for name in fields:
+            if name not in cls.model_fields:
+                raise unknown_field(name, cls.takes())
+        for name in files:
+            if name not in cls.file_parts:
+                raise unknown_field(name, f"{cls.what} takes files as {_listed(cls.file_parts)}")
+        for name, value in fields.items():
+            keys = _reference_keys(cls.model_fields[name].annotation)
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                for key in item if isinstance(item, dict) and keys else ():
+                    if key not in keys:
+                        raise unknown_field(
+                            f"{name}.{key}", f"{name} takes {_listed(sorted(keys))}"
+                        )
+
+    @classmethod
+    def takes(cls) -> str:
+        """What the request takes, as a refusal says it."""
+        own = [name for name in cls.model_fields if name not in BY_NAME]
+        ours = [name for name in cls.model_fields if name in BY_NAME]
+        return f"{cls.what} takes {_listed(own)}" + (
+            f"; Moviola's own fields: {_listed(ours)}" if ours else ""
+        )
+
+
+RequestModel = _Request  # the base of every request body, for the routes that parse one
+
+
+class _Reference(BaseModel):
+    """A nested object of a request (`{"image_url"}`, `{"id"}`); its keys are all it takes."""
+
+
+def _reference_keys(annotation: Any) -> frozenset[str]:
+    """The keys of the references a field's annotation holds (`list[X] | None` too)."""
+    if isinstance(annotation, type) and issubclass(annotation, _Reference):
+        return frozenset(annotation.model_fields)
+    return frozenset().union(*(_reference_keys(arg) for arg in get_args(annotation)))
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(names) or "none"
 
 
 class MoviolaOptions(_Request):
@@ -54,19 +118,49 @@ class MoviolaOptions(_Request):
 # follow (hence their `type: ignore[misc]`); pydantic and the OpenAPI schema see every field.
 def _options(kind: VideoKind) -> type[MoviolaOptions]:
     fields: dict[str, Any] = {
-        f.name: (_annotation(f, kind) | None, Field(None, description=f.help))
+        f.name: (_annotation(f, kind) | None, Field(None, description=f.help, **_bounds(f)))
         for f in fields_for(kind)
     }
-    return create_model(f"{kind.value.title()}Options", __base__=MoviolaOptions, **fields)
+    options = create_model(f"{kind.value.title()}Options", __base__=MoviolaOptions, **fields)
+    options.what = f"a {kind.value}"
+    return options
+
+
+def _bounds(field: ExtraField) -> dict[str, Any]:
+    # Documented in the schema; the service checks them, with the message every front end shows.
+    if field.bounds is None:
+        return {}
+    return {"json_schema_extra": {"minimum": field.bounds[0], "maximum": field.bounds[1]}}
 
 
 def _annotation(field: ExtraField, kind: VideoKind) -> Any:
     # A field with choices is an enum in the OpenAPI schema, as it is to the service.
+    if isinstance(field.type, ObjectList):
+        return list[_item_model(field.type)]  # type: ignore[misc]
     choices = field.choices_for(kind)
     return Literal[choices] if choices else field.type
 
 
-class ImageReference(BaseModel):
+_ITEM_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def _item_model(items: ObjectList) -> type[BaseModel]:
+    """One item of a list field (`{"name", "scale"}`) as a model: unknown keys are refused."""
+    if items.schema not in _ITEM_MODELS:
+        keys: dict[str, Any] = {
+            key: (
+                Annotated[kind, BeforeValidator(_text)] if kind is str else kind,
+                Field(items.defaults[key]) if key in items.defaults else Field(...),
+            )
+            for key, kind in items.keys.items()
+        }
+        _ITEM_MODELS[items.schema] = create_model(
+            items.schema, __config__=ConfigDict(extra="forbid"), **keys
+        )
+    return _ITEM_MODELS[items.schema]
+
+
+class ImageReference(_Reference):
     image_url: str | None = Field(
         default=None, description="A data: URL, or an http(s) URL to fetch."
     )
@@ -75,15 +169,16 @@ class ImageReference(BaseModel):
     )
 
 
-class VideoReference(BaseModel):
+class VideoReference(_Reference):
     id: Text = Field(description="The id of a completed video.")
 
 
-class CharacterReference(BaseModel):
+class CharacterReference(_Reference):
     id: Text
 
 
 class CreateVideoRequest(_options(VideoKind.CREATE)):  # type: ignore[misc]
+    file_parts: ClassVar[tuple[str, ...]] = ("input_reference", "last_frame", "reference_images")
     prompt: str = Field(description="What the video shows (1–32,000 characters).")
     model: str | None = Field(None, description="sora-2 (default), sora-2-pro or a model id.")
     seconds: Text | None = Field(None, description='Length: "4" (default), "8", "12" …')
@@ -93,8 +188,21 @@ class CreateVideoRequest(_options(VideoKind.CREATE)):  # type: ignore[misc]
         description="The first frame: an image file part, or {image_url}. "
         "In multipart, nested fields are bracketed: input_reference[image_url].",
     )
+    last_frame: ImageReference | str | None = Field(
+        None,
+        description="Moviola: the last frame, with input_reference as the first (a model that "
+        "makes a video between two frames, such as wan2.1-flf2v-14b-720p): a file part, "
+        "{image_url} or a data URL.",
+    )
     characters: list[CharacterReference] | None = Field(
-        None, description="Up to two characters, named in the prompt."
+        None,
+        description="Up to two characters ([{id}]), each named in the prompt: the video is "
+        "conditioned on their reference frames (see docs/characters.md).",
+    )
+    reference_images: list[ImageReference | str] | None = Field(
+        None,
+        description="Moviola: 1–3 images of a subject or a style the video is conditioned on, "
+        "as file parts (reference_images[]), or [{image_url}] / data URLs.",
     )
 
 
@@ -103,6 +211,7 @@ class RemixVideoRequest(_options(VideoKind.REMIX)):  # type: ignore[misc]
 
 
 class EditVideoRequest(_options(VideoKind.EDIT)):  # type: ignore[misc]
+    file_parts: ClassVar[tuple[str, ...]] = ("video",)
     prompt: str = Field(description="How to edit the source video.")
     video: VideoReference | Text | None = Field(
         None, description="A video file part, or {id} of a completed video (video[id])."
@@ -111,6 +220,7 @@ class EditVideoRequest(_options(VideoKind.EDIT)):  # type: ignore[misc]
 
 
 class ExtendVideoRequest(_options(VideoKind.EXTEND)):  # type: ignore[misc]
+    file_parts: ClassVar[tuple[str, ...]] = ("video",)
     prompt: str = Field(description="What happens next.")
     video: VideoReference | Text | None = Field(
         None, description="A video file part, or {id} of a completed video (video[id])."
@@ -120,6 +230,8 @@ class ExtendVideoRequest(_options(VideoKind.EXTEND)):  # type: ignore[misc]
 
 
 class CreateCharacterRequest(_Request):
+    what: ClassVar[str] = "a character"
+    file_parts: ClassVar[tuple[str, ...]] = ("video",)
     name: str = Field(description="The character's name (1–80 characters).")
 
 
@@ -184,6 +296,17 @@ class MoviolaDetails(BaseModel):
     origin: dict[str, Any] | None = None
     # The sound; null for a silent video (and while there is no video yet).
     audio: AudioDetails | None = None
+    group_id: str | None = Field(
+        None,
+        description="The group of variations this video is one of (a create's `n`); null "
+        "for a video made alone.",
+    )
+    variations: list[str] | None = Field(
+        None, description="Every video of the group, in order (this one among them)."
+    )
+    loras: list[dict[str, Any]] | None = Field(
+        None, description='The LoRAs it was made with: [{"name", "scale"}]; null for none.'
+    )
 
 
 class VideoObject(BaseModel):
@@ -217,10 +340,31 @@ class VideoDeleted(BaseModel):
     deleted: bool = True
 
 
+class ReferenceFrame(BaseModel):
+    variant: str = Field(description="Its name at the content endpoint: reference_0 …")
+    url: str = Field(description="Where to download it (PNG).")
+    size: str = Field(description="WIDTHxHEIGHT.")
+    cropped_to_face: bool = Field(
+        description="Cropped to the head and shoulders around a face the detector found."
+    )
+
+
+class ReferenceFrames(BaseModel):
+    count: int
+    frames: list[ReferenceFrame]
+
+
+class CharacterDetails(BaseModel):
+    """What Moviola adds to a character: the frames picked from its clip."""
+
+    reference_frames: ReferenceFrames
+
+
 class CharacterObject(BaseModel):
     id: str
     created_at: int
     name: str
+    moviola: CharacterDetails | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -297,6 +441,9 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
             "credentials": (row.credentials or {}).get("state"),
             "origin": _origin(row.origin),
             "audio": result.get("audio"),
+            "group_id": row.group_id,
+            "variations": (row.params or {}).get("variations") if row.group_id else None,
+            "loras": (row.params or {}).get("loras") or None,
         },
     }
 
@@ -308,8 +455,25 @@ def _origin(origin: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: origin.get(k) for k in ("source", "original_id", "imported_at") if k in origin}
 
 
-def character_object(row: Character) -> dict[str, Any]:
-    return {"id": row.id, "created_at": int(row.created_at), "name": row.name}
+def character_object(row: Character, base_url: str = "") -> dict[str, Any]:
+    """A character as the API shows it; `base_url` (the server's, no trailing slash) makes its
+    reference frames' URLs absolute."""
+    frames = [
+        {
+            "variant": reference_variant(index),
+            "url": f"{base_url}/v1/videos/characters/{row.id}/content?"
+            f"variant={reference_variant(index)}",
+            "size": f"{frame['width']}x{frame['height']}",
+            "cropped_to_face": frame["face"],
+        }
+        for index, frame in enumerate(row.reference_frames or [])
+    ]
+    return {
+        "id": row.id,
+        "created_at": int(row.created_at),
+        "name": row.name,
+        "moviola": {"reference_frames": {"count": len(frames), "frames": frames}},
+    }
 
 
 # --- OpenAPI: the bodies of routes that read JSON and multipart alike ---------------------------

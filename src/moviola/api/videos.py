@@ -13,12 +13,11 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from moviola.api import characters
+from moviola.api import reference_images
 from moviola.api.auth import authenticate
-from moviola.api.forms import read_body
+from moviola.api.forms import Body, read_body
 from moviola.api.references import reference_image
 from moviola.api.schemas import (
     CreateVideoRequest,
@@ -26,6 +25,7 @@ from moviola.api.schemas import (
     ErrorResponse,
     ExtendVideoRequest,
     RemixVideoRequest,
+    RequestModel,
     VideoDeleted,
     VideoList,
     VideoObject,
@@ -39,7 +39,7 @@ from moviola.jobs.service import Caller, Upload
 from moviola.media import formats
 from moviola.web.files import RangedFileResponse
 
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound=RequestModel)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -59,14 +59,18 @@ FILE_SUFFIXES = formats.SUFFIXES
 router = APIRouter(prefix="/v1", tags=["videos"], responses=ERRORS)
 
 
-def parse(model: type[Model], fields: dict[str, Any]) -> Model:
-    return model.model_validate(fields)  # a ValidationError answers 400 naming the field
+def parse(model: type[Model], body: Body) -> Model:
+    """The body as `model`: a field or file part it does not take, or a value it cannot
+    hold, answers 400 naming that field."""
+    model.refuse_unknown(body.fields, body.files)
+    return model.model_validate(body.fields)
 
 
 # The engine's names for request fields, where the wire's differ.
 WIRE_PARAMS = {
     **WIRE_NAMES,
     "image": "input_reference",
+    "last_image": "last_frame",
     "extend": "video",
     "frames": "seconds",
 }
@@ -116,23 +120,30 @@ def video_response(
     "/videos",
     response_model=VideoObject,
     summary="Create a video",
-    openapi_extra=request_body(CreateVideoRequest, {"input_reference": FILE_DESCRIPTION}),
+    openapi_extra=request_body(
+        CreateVideoRequest,
+        {name: FILE_DESCRIPTION for name in CreateVideoRequest.file_parts},
+    ),
 )
 async def create_video(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
     state = request.app.state
     body = await read_body(request, state.settings.max_upload_bytes)
-    params = parse(CreateVideoRequest, body.fields)
-    image = await reference_image(
-        params.input_reference,
-        body.files.get("input_reference"),
-        state.settings.max_upload_bytes,
-        allow_private=state.settings.fetch_private_urls,
-        timeout_s=state.settings.image_url_timeout_s,
-    )
-    if params.characters:
-        await run_in_threadpool(
-            characters.check_references, state, caller, params.characters, params.prompt
+    reference_files = reference_images.take_files(body)
+    params = parse(CreateVideoRequest, body)
+    image, last_frame = [
+        await reference_image(
+            getattr(params, field),
+            body.files.get(field),
+            state.settings.max_upload_bytes,
+            allow_private=state.settings.fetch_private_urls,
+            timeout_s=state.settings.image_url_timeout_s,
+            field=field,
         )
+        for field in ("input_reference", "last_frame")
+    ]
+    references = await reference_images.gather(
+        reference_files, params.reference_images, state.settings
+    )
     row = await call(
         state.service.create,
         caller,
@@ -141,7 +152,10 @@ async def create_video(request: Request, caller: Caller = Depends(authenticate))
         seconds=params.seconds,
         size=params.size,
         image=image,
+        last_frame=last_frame,
         extras=params.extras(),
+        characters=[c.id for c in params.characters or []],
+        reference_images=references,
         media_param="input_reference",
     )
     return video_response(request, row)
@@ -209,7 +223,7 @@ async def from_source(
     """An edit or an extension: a prompt and a source video (an upload or `{"id"}`)."""
     state = request.app.state
     body = await read_body(request, state.settings.max_upload_bytes)
-    params = parse(model, body.fields)
+    params = parse(model, body)
     video_id, upload = source_video(params.video, body.files.get("video"))
     extra = {"seconds": params.seconds} if with_seconds else {}
     row = await call(
@@ -294,7 +308,7 @@ async def remix_video(
 ) -> JSONResponse:
     state = request.app.state
     body = await read_body(request, state.settings.max_upload_bytes)
-    params = parse(RemixVideoRequest, body.fields)
+    params = parse(RemixVideoRequest, body)
     row = await call(
         state.service.remix,
         caller,

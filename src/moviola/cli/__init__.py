@@ -56,6 +56,9 @@ def _register() -> None:
     from moviola.cli import cluster
 
     app.add_typer(cluster.app, name="cluster")
+    from moviola.cli import loras
+
+    app.add_typer(loras.app, name="loras")
 
 
 _register()

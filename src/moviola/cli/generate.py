@@ -31,6 +31,12 @@ def generate(
     frames: int = typer.Option(None, help="Length in frames, instead of --seconds."),
     fps: int = typer.Option(None, help="Frames per second (default: the model's)."),
     image: Path = typer.Option(None, help="First frame: animate this image."),
+    last_image: Path = typer.Option(
+        None,
+        "--last-image",
+        help="Last frame, with --image as the first: the video runs from one to the other "
+        "(a first-and-last-frame model, such as wan2.1-flf2v-14b-720p).",
+    ),
     video: Path = typer.Option(None, help="Source video to re-render (video → video)."),
     extend: Path = typer.Option(None, help="Video to continue by --seconds."),
     strength: float = typer.Option(0.6, help="With --video: 0 keeps the source, 1 ignores it."),
@@ -43,6 +49,12 @@ def generate(
         "quality",
         help="quality (every step), balanced (a step cache), fast (a step-distilled LoRA: a few "
         "steps, no guidance; `moviola models pull MODEL --fast` fetches it).",
+    ),
+    lora: list[str] = typer.Option(
+        None,
+        "--lora",
+        help="A LoRA from the library at a scale, NAME:SCALE (scale -2 to 2, default 1); "
+        "repeat for several (`moviola loras list` shows them).",
     ),
     negative_prompt: str = typer.Option(None, "--negative-prompt", "-n"),
     steps: int = typer.Option(None, help="Denoising steps (default: the model's)."),
@@ -65,6 +77,7 @@ def generate(
     console = Console(stderr=True)
     with one_line_errors():
         from moviola import media
+        from moviola.cli.loras import parse_uses
         from moviola.cli.progress import GenerationBar
         from moviola.config import get_settings
         from moviola.engine import Engine, GenerationRequest, Placement, parse_size
@@ -91,10 +104,16 @@ def generate(
             seed=seed,
             strength=strength,
             image=media.load_image(image, max_pixels=settings.max_input_pixels) if image else None,
+            last_image=(
+                media.load_image(last_image, max_pixels=settings.max_input_pixels)
+                if last_image
+                else None
+            ),
             video=_read_video(video, settings) if video else None,
             extend=_read_video(extend, settings) if extend else None,
             audio=audio,
             speed=speed,
+            loras=parse_uses(lora or []),
             source_audio=(
                 media.decode_audio(source_path, max_duration_s=settings.max_input_seconds)
                 if source_path

@@ -12,6 +12,8 @@ from functools import cache
 from typing import Any
 
 from moviola.engine.catalogue import Capability
+from moviola.engine.errors import UnsupportedInputError
+from moviola.engine.references import first_frame_control
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,11 @@ class Call:
     guidance: float
     generator: Any
     image: Any = None  # PIL image at (width, height), for IMAGE
+    last_image: Any = None  # the last frame, as `image`, for a model that takes one
     video: list | None = None  # PIL frames at (width, height), for VIDEO
     strength: float = 0.6
+    # Pictures of a subject or a style (PIL images), for a model that takes them (VACE).
+    reference_images: tuple[Any, ...] = ()
 
 
 def call_kwargs(pipeline_cls: type, call: Call, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +56,8 @@ def call_kwargs(pipeline_cls: type, call: Call, defaults: dict[str, Any]) -> dic
     )
     if call.capability is Capability.IMAGE:
         kwargs["image"] = call.image
+        if call.last_image is not None:
+            kwargs["last_image"] = call.last_image
     elif call.capability is Capability.VIDEO:
         kwargs["video"] = call.video
         kwargs["strength"] = call.strength
@@ -68,10 +75,23 @@ def call_kwargs(pipeline_cls: type, call: Call, defaults: dict[str, Any]) -> dic
     elif call.capability is Capability.VIDEO:
         kwargs.pop("num_frames")  # video-to-video pipelines take the length of the source
 
+    if cls == "WanVACEPipeline":
+        # VACE takes a first frame as its control video's frame 0, and references as such.
+        if call.capability is Capability.IMAGE:
+            kwargs["video"], kwargs["mask"] = first_frame_control(kwargs.pop("image"), call.frames)
+        if call.reference_images:
+            kwargs["reference_images"] = list(call.reference_images)
+
     # Arguments a pipeline does not have are settled another way by it: HunyuanVideo 1.5 takes
     # guidance from its `guider` component and its image-to-video size from the image, Wan has
     # no frame rate. Passing them would be a TypeError.
     accepted = _parameters(pipeline_cls)
+    if call.reference_images and "reference_images" not in kwargs:
+        # Dropped by the filter below, they would be a request quietly ignored.
+        raise UnsupportedInputError(f"{cls} takes no reference images", param="reference_images")
+    if call.last_image is not None and accepted is not None and "last_image" not in accepted:
+        # Filtered out below, it would be a request quietly ignored.
+        raise UnsupportedInputError(f"{cls} takes no last frame", param="last_image")
     if accepted is not None:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     return kwargs

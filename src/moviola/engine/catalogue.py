@@ -91,10 +91,18 @@ class ModelSpec:
     # The model whose image-to-video mode continues this one's segments when a request is longer
     # than one generation; None when this model has an image mode of its own.
     chain_model: str | None = None
+    # The model that serves this one's reference-conditioned requests (characters, reference
+    # images): a VACE model of its family and size; None when no model does. A model that
+    # takes references itself says so with `takes_references` instead.
+    reference_model: str | None = None
+    takes_references: bool = False
     description: str = ""
     is_test_model: bool = False
     # Makes its own sound, in step with the picture (LTX-2): every pipeline call returns audio.
     audio: bool = False
+    # Makes a video between a given first and last frame (Wan 2.1 FLF2V: its image pipeline's
+    # `last_image`). Such a model conditions on the pair, so it needs both, in one generation.
+    last_frame: bool = False
     # A step-distilled model's noise schedule, used when a call runs its length in steps (with
     # another step count the pipeline's own schedule is used, so the count is never ignored).
     sigmas: tuple[float, ...] | None = None

@@ -3,40 +3,46 @@
 The LoRA is loaded once into the pipeline's denoisers (`load_lora_weights`, into
 `transformer_2` for the low-noise expert of Wan 2.2 A14B) and kept there, disabled, between
 jobs: a later `fast` job only enables it. A disabled adapter computes exactly the base layer, so
-other jobs on the same pipeline are unchanged. The route's sampler replaces the pipeline's
+other jobs on the same pipeline are unchanged. A job's own LoRAs (`moviola.engine.lora_run`) are
+set beside it, each at its scale. The route's sampler replaces the pipeline's
 scheduler for the job and the pipeline's own comes back after it, cancelled or not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from moviola.engine import lora_run
 from moviola.engine.catalogue import ModelSpec
 from moviola.engine.distilled import Route, find_files
+from moviola.engine.loras import LoraUse
 
 
 @contextmanager
 def route_applied(
-    pipe: Any, spec: ModelSpec, route: Route, models_dir: Path | None, generator: Any
+    pipe: Any,
+    spec: ModelSpec,
+    route: Route,
+    models_dir: Path | None,
+    generator: Any,
+    loras: Sequence[LoraUse] = (),
 ) -> Iterator[None]:
-    """`pipe` runs `route` inside the block; `generator` draws the re-noising of a "renoise"
-    sampler, after the pipeline has drawn its starting noise from it."""
+    """`pipe` runs `route` inside the block, with the job's own `loras` beside it; `generator`
+    draws the re-noising of a "renoise" sampler, after the pipeline has drawn its starting noise
+    from it."""
     scheduler = pipe.scheduler
     try:
         _load(pipe, spec, route, models_dir)
-        for component in adapter_holders(pipe, route.adapter):
-            component.set_adapters([route.adapter])
-            component.enable_lora()
+        lora_run.activate(pipe, {route.adapter: 1.0, **lora_run.load(pipe, loras)})
         pipe.scheduler = job_scheduler(scheduler, route, generator)
         yield
     finally:
         pipe.scheduler = scheduler
         # Also after a load that failed half way: no adapter stays on for the next job.
-        for component in adapter_holders(pipe, route.adapter):
-            component.disable_lora()
+        lora_run.switch_off(pipe)
 
 
 def adapter_holders(pipe: Any, adapter: str) -> list[Any]:

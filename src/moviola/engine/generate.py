@@ -28,9 +28,11 @@ from moviola.engine.calls import Call, call_kwargs
 from moviola.engine.catalogue import Capability, ModelSpec
 from moviola.engine.errors import GenerationCancelled, GenerationError
 from moviola.engine.loading import PipelineCache, Placement, TiledRetry, resolve_model
+from moviola.engine.loras import LoraUse
 from moviola.engine.memory import MemoryPlan
 from moviola.engine.meter import DeviceMeter
 from moviola.engine.progress import CancelToken, ProgressCallback, ProgressTracker, Stage
+from moviola.engine.references import as_images
 from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
 from moviola.engine.soundtrack import Soundtracks
 from moviola.engine.speed import Speed, SpeedSettings, applied
@@ -93,6 +95,7 @@ class Engine:
         self.speed = speed or SpeedSettings()
         self._attention: attention.Choice | None = None
         self._job_speed = Speed.QUALITY  # the speed of the generation running now
+        self._job_loras: tuple[LoraUse, ...] = ()  # and its own LoRAs
         self.pipelines = PipelineCache(max_loaded=max_loaded)
         self.soundtracks = Soundtracks(self.models_dir, self.placement)
         # The memory plan of a generation's first pipeline, and its VAEs' tiled retries.
@@ -138,6 +141,7 @@ class Engine:
             models_dir=self.models_dir,
             defaults=defaults,
             batch_cfg=self._call_memory is not None and self._call_memory.batch_cfg,
+            loras=self._job_loras,
         ):
             yield
 
@@ -175,7 +179,7 @@ class Engine:
         tracker.enter(Stage.LOADING)
         cancel.raise_if_cancelled()
         self.last_memory, self._retries = None, []
-        self._job_speed = p.speed
+        self._job_speed, self._job_loras = p.speed, p.loras
         new_audio: Audio | None = None
         lead: Audio | None = None
         if renders:
@@ -215,9 +219,13 @@ class Engine:
         silent model), with the sound it made under the first segment's conditioning frame
         (the lead an extension's join crossfades into)."""
         width, height = p.render_size
-        longest = max(s.frames for s in p.segments)
+        # Each reference is a latent frame ahead of the video's, in every call.
+        longest = max(s.frames for s in p.segments) + p.references * p.spec.frame_rule.step
+        # What the user named (an id or a folder), unless references routed it to another model.
+        model = p.spec.id if p.routed_from else request.model
+        references = tuple(as_images(request.reference_images))
         chain_model, chain_spec = (
-            (request.model, p.spec) if p.chain_spec is None else (p.chain_spec.id, p.chain_spec)
+            (model, p.spec) if p.chain_spec is None else (p.chain_spec.id, p.chain_spec)
         )
         pieces: list[np.ndarray] = []
         sounds: list[Audio | None] = []
@@ -227,12 +235,15 @@ class Engine:
         for segment in p.segments:
             cancel.raise_if_cancelled()
             capability, image, video = p.capability, None, None
-            this_model, this_spec = request.model, p.spec
+            this_model, this_spec = model, p.spec
             if segment.continues:
                 capability, image = Capability.IMAGE, _fit_image(last, (width, height))
                 this_model, this_spec = chain_model, chain_spec
             elif capability is Capability.IMAGE:
                 image = _fit_image(request.image, (width, height))
+            last_image = None
+            if request.last_image is not None and segment is p.segments[-1]:
+                last_image = _fit_image(request.last_image, (width, height))
             elif capability is Capability.VIDEO:
                 window = request.video[start : start + segment.frames]
                 start += len(window)
@@ -250,9 +261,11 @@ class Engine:
                 guidance=p.guidance,
                 generator=_generator(p.seed + segment.index),
                 image=image,
+                last_image=last_image,
                 video=video,
                 # "Add sound" keeps every frame of the source: nothing of it is re-noised.
                 strength=0.0 if p.keeps_picture else p.strength,
+                reference_images=references,
             )
             # Fetched per segment, not held: a chain model loaded in its place frees this one.
             this_pipe = self._pipeline(this_model, this_spec, capability, (width, height, longest))

@@ -19,6 +19,7 @@ from moviola.engine.errors import UnknownModelError, WeightsNotFoundError
 from moviola.engine.memory import MemoryMode, MemoryPlan, MemoryPreference, free_bytes
 from moviola.engine.parallel import enable_context_parallel
 from moviola.engine.recognise import spec_for_folder as spec_for_folder
+from moviola.engine.references import pad_masks_for_every_reference
 from moviola.engine.tiny import build_tiny_pipeline
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,8 @@ def load_pipeline(
         pipe = base_cls.from_pretrained(str(weights), dtype=dtype)
 
     pipe.set_progress_bar_config(disable=True)
+    if type(pipe).__name__ == "WanVACEPipeline":
+        pad_masks_for_every_reference(pipe)
     if memory is None:
         memory = MemoryPlan(MemoryMode.RESIDENT, on_accelerator, 0, 0)
     place(pipe, memory, device)

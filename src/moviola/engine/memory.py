@@ -170,7 +170,12 @@ def footprint(
         encoders=int(encoders),
         decoders=int(decoders),
         block=denoiser // max(1, layers),
-        activations=int(tokens(spec, width, height, frames) * _bytes_per_token(spec) * wide / 2),
+        activations=int(
+            tokens(spec, width, height, frames)
+            * (_bytes_per_token(spec) + _hint_bytes_per_token(spec))
+            * wide
+            / 2
+        ),
         encoding=_ENCODING if accelerator else 2 * _ENCODING,
         decode=_decode_bytes(spec, width, height, frames, vae_wide // 2),
         decode_tiled=_decode_bytes(spec, *_tile(width, height), frames, vae_wide // 2),
@@ -203,6 +208,18 @@ def _bytes_per_token(spec: ModelSpec) -> int:
     hidden = hidden or 1024
     ffn = config.get("ffn_dim") or int(hidden * config.get("mlp_ratio", 4))
     return max(6 * hidden, 2 * ffn + 2 * hidden) * 2
+
+
+def _hint_bytes_per_token(spec: ModelSpec) -> int:
+    """bf16 bytes per token that a VACE denoiser keeps through its whole forward: its control
+    stream, and the hint each VACE block makes for its layer, all made before the first one is
+    added in. Nothing for other denoisers."""
+    config = _config(spec)
+    layers = len(config.get("vace_layers") or ())
+    if not layers:
+        return 0
+    hidden = config.get("num_attention_heads", 0) * config.get("attention_head_dim", 0)
+    return (layers + 1) * hidden * 2
 
 
 def _decode_bytes(spec: ModelSpec, width: int, height: int, frames: int, scale: int) -> int:

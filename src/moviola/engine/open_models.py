@@ -95,6 +95,7 @@ WAN21_T2V_1_3B = ModelSpec(
         published_params=1.42e9,
     ),
     chain_model="wan2.1-i2v-14b-480p",
+    reference_model="wan2.1-vace-1.3b",
     # Every other component's size, counted on the meta device from its published config.
     component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.1 text-to-video, 1.3B: fast 480p, fits consumer GPUs",
@@ -122,6 +123,7 @@ WAN21_T2V_14B = ModelSpec(
         published_params=14e9,
     ),
     chain_model="wan2.1-i2v-14b-720p",
+    reference_model="wan2.1-vace-14b",
     component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.1 text-to-video, 14B: 720p or 480p, high quality",
 )
@@ -156,6 +158,7 @@ WAN21_I2V_14B_480P = ModelSpec(
         {"text_encoder": 5.681e9, "vae": 0.1269e9, "image_encoder": 0.6321e9}
     ),
     description="Wan 2.1 image-to-video, 14B at 480p",
+    reference_model="wan2.1-vace-14b",
 )
 
 WAN21_I2V_14B_720P = ModelSpec(
@@ -183,6 +186,42 @@ WAN21_I2V_14B_720P = ModelSpec(
         {"text_encoder": 5.681e9, "vae": 0.1269e9, "image_encoder": 0.6321e9}
     ),
     description="Wan 2.1 image-to-video, 14B at 720p",
+    reference_model="wan2.1-vace-14b",
+)
+
+# Wan 2.1 FLF2V: the I2V 720P architecture conditioned on a first and a last frame. The CLIP
+# tokens of both frames go through the image cross-attention side by side, each with a learned
+# position (`pos_embed_seq_len`: 2 × 257 CLIP tokens), the one key that tells its folder from
+# I2V 720P's. Every call needs both frames (diffusers' convert_wan_to_diffusers.py, and the
+# flow shift of 16 its scheduler ships).
+_WAN_14B_FLF2V = {**_WAN_14B_I2V_CLIP, "pos_embed_seq_len": 257 * 2}
+
+WAN21_FLF2V_14B_720P = ModelSpec(
+    id="wan2.1-flf2v-14b-720p",
+    name="Wan2.1 FLF2V 14B 720P",
+    family="wan",
+    repo_id="Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+    pipelines=MappingProxyType({_I2V: "WanImageToVideoPipeline"}),
+    native_sizes=_WAN_720P,  # Wan2.1 README: FLF2V-14B is a 720P model
+    size_multiple=16,
+    fps=16,
+    frame_rule=FrameRule(4),
+    max_frames=81,
+    default_steps=50,  # Wan2.1 generate.py: 50 steps for flf2v
+    default_guidance=5.0,
+    flow_shift=16.0,  # convert_wan_to_diffusers.py: the FLF2V scheduler's shift
+    license="Apache-2.0",
+    vram_gb=52.0,  # estimate, as I2V 720P: the same weights but for 0.7M position embeddings
+    transformer=TransformerSpec(
+        cls="WanTransformer3DModel",
+        config=MappingProxyType(_WAN_14B_FLF2V),
+        published_params=_WAN21_I2V_PARAMS,
+    ),
+    component_params=MappingProxyType(
+        {"text_encoder": 5.681e9, "vae": 0.1269e9, "image_encoder": 0.6321e9}
+    ),
+    description="Wan 2.1 first-and-last-frame to video, 14B at 720p: the frames between two",
+    last_frame=True,
 )
 
 # WanVideoToVideoPipeline derives its latent grid from the Wan2.1 VAE (8x); moviola.engine.loading
@@ -215,6 +254,8 @@ WAN22_TI2V_5B = ModelSpec(
     ),
     component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.7047e9}),
     description="Wan 2.2 text+image-to-video, 5B: 720p at 24 fps on one consumer GPU",
+    # No VACE model of its size: the 1.3B one, which fits wherever the 5B model does.
+    reference_model="wan2.1-vace-1.3b",
 )
 
 # Wan 2.2 A14B: two alike 14B experts, `transformer` (high noise) above the boundary timestep
@@ -244,6 +285,7 @@ WAN22_T2V_A14B = ModelSpec(
         count=2,
     ),
     chain_model="wan2.2-i2v-a14b",
+    reference_model="wan2.1-vace-14b",
     component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.2 text-to-video, two 14B experts (MoE): best Wan quality, 720p",
     call_defaults=MappingProxyType({"guidance_scale_2": 3.0}),
@@ -273,7 +315,86 @@ WAN22_I2V_A14B = ModelSpec(
     ),
     component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
     description="Wan 2.2 image-to-video, two 14B experts (MoE), 720p",
+    reference_model="wan2.1-vace-14b",
     call_defaults=MappingProxyType({"guidance_scale_2": 3.5}),
+)
+
+# --- Wan 2.1 VACE (reference-to-video) ------------------------------------------------------
+# WanVACETransformer3DModel: the Wan 2.1 T2V backbone plus VACE blocks that read a control
+# stream (reference images, a first frame, masks) and add hints into every `vace_layers` block.
+# Configs from diffusers scripts/convert_wan_to_diffusers.py ("Wan-VACE-1.3B", "Wan-VACE-14B");
+# the stream is 16 inactive + 16 reactive latent channels and an 8x8 pixel mask per latent
+# pixel: 96 channels in. VACE serves characters and reference images for the Wan (and
+# sora-2-pro's LTX-2) entries; it renders from a prompt, and from a first frame, which is also
+# how it continues its own segments, so the references hold on every segment.
+_WAN_VACE_1_3B = {
+    **_WAN_1_3B,
+    "vace_layers": tuple(range(0, 30, 2)),
+    "vace_in_channels": 96,
+}
+_WAN_VACE_14B = {
+    **_WAN_14B_T2V,
+    "vace_layers": tuple(range(0, 40, 5)),
+    "vace_in_channels": 96,
+}
+# VACE's calls: a first frame is the control video's frame 0 (mask black: kept) before grey
+# frames (mask white: generated); reference images are prepended as latent frames of their own.
+_VACE_PIPELINES = MappingProxyType({_T2V: "WanVACEPipeline", _I2V: "WanVACEPipeline"})
+
+WAN21_VACE_1_3B = ModelSpec(
+    id="wan2.1-vace-1.3b",
+    name="Wan2.1 VACE 1.3B",
+    family="wan",
+    repo_id="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+    pipelines=_VACE_PIPELINES,
+    native_sizes=_WAN_480P,  # Wan2.1 README: VACE 1.3B is a 480P model
+    size_multiple=16,
+    fps=16,
+    frame_rule=FrameRule(4),
+    max_frames=81,
+    default_steps=50,
+    default_guidance=5.0,
+    flow_shift=3.0,  # the converted repo's scheduler (diffusers' VACE example: 3.0 at 480p)
+    license="Apache-2.0",
+    vram_gb=22.0,  # estimate: 4.3 GB transformer + 11 GB text encoder + hints and decode
+    transformer=TransformerSpec(
+        cls="WanVACETransformer3DModel",
+        config=MappingProxyType(_WAN_VACE_1_3B),
+        # The 1.42B backbone plus 15 VACE blocks and their projections, counted on the meta
+        # device from the conversion script's config.
+        published_params=2.154e9,
+    ),
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
+    description="Wan 2.1 VACE 1.3B: characters and reference images into a 480p video",
+    takes_references=True,
+)
+
+WAN21_VACE_14B = ModelSpec(
+    id="wan2.1-vace-14b",
+    name="Wan2.1 VACE 14B",
+    family="wan",
+    repo_id="Wan-AI/Wan2.1-VACE-14B-diffusers",
+    pipelines=_VACE_PIPELINES,
+    native_sizes=_WAN_720P + _WAN_480P,  # Wan2.1 README: VACE 14B supports 480P and 720P
+    size_multiple=16,
+    fps=16,
+    frame_rule=FrameRule(4),
+    max_frames=81,
+    default_steps=50,
+    default_guidance=5.0,
+    flow_shift=3.0,  # the converted repo's scheduler (diffusers' VACE example: 5.0 at 720p)
+    license="Apache-2.0",
+    vram_gb=56.0,  # estimate: 34.7 GB transformer + 11 GB text encoder + 720p hints and decode
+    transformer=TransformerSpec(
+        cls="WanVACETransformer3DModel",
+        config=MappingProxyType(_WAN_VACE_14B),
+        # The 14B backbone plus 8 VACE blocks: 17.3B counted on the meta device, as ComfyUI's
+        # repackaged wan2.1_vace_14B_fp16.safetensors (34.7 GB at 2 bytes per parameter).
+        published_params=17.34e9,
+    ),
+    component_params=MappingProxyType({"text_encoder": 5.681e9, "vae": 0.1269e9}),
+    description="Wan 2.1 VACE 14B: characters and reference images into a 720p or 480p video",
+    takes_references=True,
 )
 
 # --- LTX-Video 0.9.7 distilled (13B) ------------------------------------------------------------
@@ -385,6 +506,9 @@ LTX_2 = ModelSpec(
         }
     ),
     description="LTX-2 19B: video with synchronized audio from text, an image or a video",
+    # sora-2-pro's default target: characters and reference images go to the largest VACE
+    # model (another family, and silent: LTX-2 has no reference-conditioned mode).
+    reference_model="wan2.1-vace-14b",
     # diffusers 0.42's call defaults are LTX-2.3's; LTX-2.0's own differ in two: spatio-temporal
     # guidance at block 29 (the pipeline's docstring) and each modality's own timestep in the
     # cross-attention (`use_cross_timestep=False`, "the legacy LTX-2.0 behaviour"). The rest
@@ -648,9 +772,12 @@ OPEN_MODELS: tuple[ModelSpec, ...] = (
     WAN21_T2V_14B,
     WAN21_I2V_14B_480P,
     WAN21_I2V_14B_720P,
+    WAN21_FLF2V_14B_720P,
     WAN22_TI2V_5B,
     WAN22_T2V_A14B,
     WAN22_I2V_A14B,
+    WAN21_VACE_1_3B,
+    WAN21_VACE_14B,
     LTX_VIDEO,
     LTX_2,
     LTX_23_DISTILLED,

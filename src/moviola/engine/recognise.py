@@ -31,7 +31,14 @@ log = logging.getLogger(__name__)
 
 _TRANSFORMERS = ("transformer", "transformer_2")
 # The keys that tell a model's size and kind, shown first in the evidence.
-_TELLING = ("num_layers", "num_attention_heads", "in_channels", "task_type", "gated_attn")
+_TELLING = (
+    "num_layers",
+    "num_attention_heads",
+    "in_channels",
+    "task_type",
+    "gated_attn",
+    "pos_embed_seq_len",  # Wan 2.1 FLF2V: the one key its folder differs in from I2V 720P's
+)
 _HF_CACHE_PREFIX = "models--"  # the Hugging Face cache keeps `Org/Name` as `models--Org--Name`
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import ItemsView
+from collections.abc import ItemsView, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from moviola.audio import Audio
+from moviola.engine import references
 from moviola.engine.catalogue import Capability, ModelSpec, get_model
 from moviola.engine.distilled import route_for, why_no_route
 from moviola.engine.errors import UnsupportedInputError
+from moviola.engine.loras import LoraUse, check_uses
 from moviola.engine.sizes import (
     Segment,
     check_size,
@@ -62,10 +64,17 @@ class GenerationRequest:
       or the source's length for video input.
     - `image`: a first frame (PIL image). `video`: a source to re-render (uint8 T×H×W×3) at
       `strength` (0 keeps it, 1 ignores it). `extend`: a video to continue by `seconds`.
+    - `last_image`: the last frame, with `image` as the first, for a model that makes a video
+      between two frames (`ModelSpec.last_frame`).
     - `audio`: what sound to give it (`AudioMode`); `source_audio` is the sound of `video` or
       `extend`, kept where the model makes none; `soundtrack_model` makes soundtracks.
+    - `reference_images`: pictures of a subject or a style (PIL images or uint8 H×W×3): a
+      character's frames, or a caller's; planned on the model's `reference_model` (VACE) when
+      the model takes none itself, and kept on every segment.
     - `speed`: `quality`, `balanced` (a step cache) or `fast` (a step-distilled LoRA, at its
       steps and guidance unless `steps` and `guidance` are given); see `moviola.engine.speed`.
+    - `loras`: LoRAs from the library at their scales (`moviola.engine.loras`), at most four,
+      each made for this model's family and size.
     """
 
     prompt: str
@@ -79,11 +88,14 @@ class GenerationRequest:
     guidance: float | None = None
     seed: int | None = None
     image: Any = None
+    last_image: Any = None
     video: Any = None
     strength: float = DEFAULT_STRENGTH
     extend: Any = None
+    reference_images: Sequence[Any] = ()
     audio: AudioMode | str = AudioMode.AUTO
     speed: Speed | str = Speed.QUALITY
+    loras: tuple[LoraUse, ...] = ()
     source_audio: Audio | None = None
     soundtrack_model: str = DEFAULT_SOUNDTRACK_MODEL
     max_prompt_chars: int = MAX_PROMPT_CHARS
@@ -107,8 +119,12 @@ class Plan:
     strength: float
     existing_frames: int = 0  # frames of an extension's source
     chain_spec: ModelSpec | None = None
+    references: int = 0  # reference images each call takes
+    # The model asked for, where references routed the request to `spec` (its reference model).
+    routed_from: str | None = None
     audio: AudioMode = AudioMode.AUTO
     speed: Speed = Speed.QUALITY
+    loras: tuple[LoraUse, ...] = ()
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -136,8 +152,15 @@ class Plan:
 def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
     """Check `request` and resolve it against its model; raises `InvalidRequestError`s."""
     spec = spec or get_model(request.model)
+    asked = spec
+    if request.reference_images:
+        spec = _reference_spec(request, spec)
     _check_prompt(request)
     audio = _audio_mode(request)
+    if request.last_image is not None and request.image is None:
+        raise InvalidRequestError(
+            "a last frame needs a first frame (image) to start from", param="image"
+        )
     capability = _capability(request, spec, audio)
     _check_numbers(request)
 
@@ -184,8 +207,11 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
                 param="seconds",
             )
         chain_spec = get_model(spec.chain_model)
+    if request.last_image is not None or spec.last_frame:
+        _check_last_frame(request, spec, segments)
 
     speed = _speed(request, spec, chain_spec)
+    loras = check_uses(request.loras, spec, chain_spec)
     default_steps, default_guidance = spec.default_steps, spec.default_guidance
     route = route_for(spec) if speed is Speed.FAST else None
     if route is not None:
@@ -207,9 +233,24 @@ def plan(request: GenerationRequest, spec: ModelSpec | None = None) -> Plan:
         strength=request.strength,
         existing_frames=existing,
         chain_spec=chain_spec,
+        references=len(request.reference_images),
+        routed_from=asked.id if spec is not asked else None,
         audio=audio,
         speed=speed,
+        loras=loras,
     )
+
+
+def _reference_spec(request: GenerationRequest, spec: ModelSpec) -> ModelSpec:
+    """The model that renders a request with references (see `moviola.engine.references`)."""
+    references.check(request.reference_images)
+    if request.video is not None:
+        raise UnsupportedInputError(
+            "characters and reference images make a new video (from a prompt, a first frame, "
+            "or continuing one); a remix or an edit of a video takes none",
+            param=references.PARAM,
+        )
+    return references.route(spec)
 
 
 def _check_prompt(request: GenerationRequest) -> None:
@@ -297,6 +338,36 @@ def _capability(request: GenerationRequest, spec: ModelSpec, audio: AudioMode) -
             param=param,
         )
     return capability
+
+
+def _check_last_frame(request: GenerationRequest, spec: ModelSpec, segments: list[Segment]) -> None:
+    """Only a model that makes a video between two frames takes a last frame, and such a model
+    needs both frames, in one generation: it conditions every call on the pair (diffusers'
+    Wan 2.2 TI2V path, for one, would ignore a last frame without a word)."""
+    if not spec.last_frame:
+        able = sorted(m for m, s in _catalogue_items() if s.last_frame)
+        raise UnsupportedInputError(
+            f"{spec.id} cannot end on a given frame; models that can: {', '.join(able)}",
+            param="last_image",
+        )
+    if request.extend is not None:
+        raise UnsupportedInputError(
+            f"{spec.id} makes a video between a given first and last frame; it cannot "
+            "continue a video",
+            param="extend",
+        )
+    for name, given in (("image", request.image), ("last_image", request.last_image)):
+        if given is None:
+            raise InvalidRequestError(
+                f"{spec.id} makes a video between two given frames: give it the first and the last",
+                param=name,
+            )
+    if len(segments) > 1 or segments[0].frames < 2:
+        raise InvalidRequestError(
+            f"a video between two given frames is one generation, of 2 frames or more: "
+            f"{spec.id} makes up to {spec.max_seconds_per_segment:g} s",
+            param="seconds",
+        )
 
 
 def _catalogue_items() -> ItemsView[str, ModelSpec]:

@@ -3,7 +3,8 @@
 - every preset: the attention backend chosen for the device, set on each denoiser; the repeated
   blocks compiled where compiling is on; CFG's two calls batched into one where allowed;
 - `balanced`: a step cache (MagCache with the model's published ratios, else FirstBlockCache);
-- `fast`: the model's step-distilled LoRA, at its steps and guidance (CFG off), on its sampler.
+- `fast`: the model's step-distilled LoRA, at its steps and guidance (CFG off), on its sampler;
+- with any preset, the job's own LoRAs at their scales (`moviola.engine.lora_run`).
 
 Whatever a job switched on is switched off when its call ends, finished, failed or cancelled, so
 a `quality` job after any other gives exactly the frames it gives on a fresh engine. See
@@ -12,7 +13,7 @@ docs/speed.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -24,6 +25,8 @@ from moviola.engine.calls import Call
 from moviola.engine.catalogue import Capability, ModelSpec
 from moviola.engine.distilled import route_for
 from moviola.engine.distilled_run import route_applied
+from moviola.engine.lora_run import loras_applied
+from moviola.engine.loras import LoraUse
 
 COMPILE_SETTINGS = ("auto", "true", "false")
 
@@ -79,10 +82,12 @@ def applied(
     models_dir: Path | None,
     defaults: dict[str, Any],
     batch_cfg: bool = False,
+    loras: Sequence[LoraUse] = (),
 ) -> Iterator[None]:
     """`pipe` runs `call` at `speed` inside the block; `defaults` (the call's keyword arguments
     before the call's own) take the route's where `fast` needs others. `batch_cfg`: the memory
-    plan has room for both halves of guidance in one forward."""
+    plan has room for both halves of guidance in one forward. `loras`: the job's own LoRAs, on
+    at their scales (beside a `fast` route's)."""
     models = denoisers(pipe)
     cached = speed is Speed.BALANCED
     with ExitStack() as undo:
@@ -96,7 +101,11 @@ def applied(
             defaults.update(route.call_overrides)
             if route.sigmas is not None and call.steps == len(route.sigmas):
                 defaults["sigmas"] = list(route.sigmas)
-            undo.enter_context(route_applied(pipe, spec, route, models_dir, call.generator))
+            undo.enter_context(
+                route_applied(pipe, spec, route, models_dir, call.generator, loras=loras)
+            )
+        elif loras:
+            undo.enter_context(loras_applied(pipe, loras))
         if cached:
             undo.callback(step_caches.disable, models)
             strength = call.strength if call.capability is Capability.VIDEO else None

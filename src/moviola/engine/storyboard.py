@@ -10,7 +10,10 @@ extension does (through the model's image-to-video mode or its chain model), so 
 seamless and no frame is repeated; a shot with an image starts afresh from it. Sound follows
 the picture: a continuing shot's sound is crossfaded into the one before under that last frame,
 as an extension's is, and a fresh shot's starts with a short fade. The base
-request carries what all shots share: model, size, fps, steps, guidance, seed, negative prompt.
+request carries what all shots share: model, size, fps, steps, guidance, seed, negative prompt
+and any reference images; a shot's own references (the characters it names) join them, on each
+of its segments. Shots join only at one size and frame rate, so a storyboard with references
+in any shot renders every shot on the model that takes them (its `reference_model`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import numpy as np
 
 from moviola import audio as sound
 from moviola.audio import Audio
+from moviola.engine import references
+from moviola.engine.catalogue import catalogue, get_model
 from moviola.engine.generate import Engine, GenerationResult
 from moviola.engine.progress import CancelToken, Progress, ProgressCallback, Stage
 from moviola.engine.request import GenerationRequest, Plan, plan
@@ -38,6 +43,8 @@ class StoryboardShot:
     prompt: str
     seconds: float
     image: Any = None  # a first frame (PIL image or uint8 H×W×3): the shot starts afresh
+    # Pictures of a subject (a character's frames) this shot is conditioned on.
+    reference_images: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ def shot_request(
         video=None,
         extend=None,
         seed=None if base.seed is None else base.seed + index * SHOT_SEED_STRIDE,
+        reference_images=(*base.reference_images, *shot.reference_images),
     )
     if shot.image is not None:
         return dataclasses.replace(request, image=shot.image)
@@ -88,6 +96,7 @@ def plan_storyboard(shots: list[StoryboardShot], base: GenerationRequest) -> lis
         raise InvalidRequestError(
             f"a storyboard has 1 to {MAX_SHOTS} shots, not {len(shots)}", param="shots"
         )
+    base = on_one_model(shots, base)
     stand_in = np.zeros((1, 16, 16, 3), np.uint8)
     plans: list[Plan] = []
     for index in range(len(shots)):
@@ -111,6 +120,23 @@ def plan_storyboard(shots: list[StoryboardShot], base: GenerationRequest) -> lis
     return plans
 
 
+def on_one_model(shots: list[StoryboardShot], base: GenerationRequest) -> GenerationRequest:
+    """`base` on its reference model when any shot has references, so that every shot renders
+    on that one model (a catalogue id; a folder of a model that takes references stays)."""
+    if not (base.reference_images or any(shot.reference_images for shot in shots)):
+        return base
+    if base.model in catalogue():
+        spec = get_model(base.model)
+    else:
+        from pathlib import Path
+
+        from moviola.engine.recognise import spec_for_folder
+
+        spec = spec_for_folder(Path(base.model))
+    routed = references.route(spec)
+    return base if routed is spec else dataclasses.replace(base, model=routed.id)
+
+
 def generate_storyboard(
     engine: Engine,
     shots: list[StoryboardShot],
@@ -121,6 +147,7 @@ def generate_storyboard(
 ) -> StoryboardResult:
     """Render each shot in turn, continuing from the one before, and join them."""
     cancel = cancel or CancelToken()
+    base = on_one_model(shots, base)
     first = plan_storyboard(shots, base)[0]
     base = dataclasses.replace(
         base,

@@ -3,9 +3,13 @@
 They make noise, not pictures. They exist so that every path real weights take — loading,
 text/image/video conditioning, progress, cancel, chaining, encoding — runs in about a second on a
 CPU with no download. `tiny` has the shape of Wan 2.2 TI2V-5B (one set of components serving
-text, image and video input); `tiny-ltx` has the shape of an LTX-Video condition pipeline;
+text, image and video input); `tiny-flf2v` the shape of Wan 2.1 FLF2V (a video between a first
+and a last frame, with the CLIP image encoder); `tiny-ltx` has the shape of an LTX-Video
+condition pipeline;
 `tiny-ltx2` has the shape of LTX-2 (picture and sound from one transformer, Gemma 3 text
-encoder, 32x/8x video VAE, mel VAE and vocoder). `tiny-audio` (`build_tiny_stable_audio`) is a
+encoder, 32x/8x video VAE, mel VAE and vocoder); `tiny-vace` has the shape of Wan 2.1 VACE
+(reference images and a first frame through a control stream: `tiny` routes characters and
+reference images to it). `tiny-audio` (`build_tiny_stable_audio`) is a
 Stable Audio Open shaped text-to-audio pipeline for soundtracks. Dimensions follow diffusers' own
 pipeline tests, except where the real model's shape is as cheap.
 """
@@ -45,6 +49,30 @@ TINY = ModelSpec(
     vram_gb=0.0,
     description=_NOISE,
     is_test_model=True,
+    reference_model="tiny-vace",
+)
+
+# diffusers' Wan 2.2 TI2V image path (`expand_timesteps`) takes `last_image` and ignores it:
+# the pipeline pins the first latent frame only. A last frame needs the Wan 2.1 FLF2V layout.
+TINY_FLF2V = ModelSpec(
+    id="tiny-flf2v",
+    name="Tiny test model (Wan 2.1 FLF2V shape: first and last frame)",
+    family="wan",
+    repo_id=None,
+    pipelines=MappingProxyType({Capability.IMAGE: "WanImageToVideoPipeline"}),
+    native_sizes=((160, 96), (96, 160), (128, 128)),
+    size_multiple=16,  # 8× VAE × 2×2 patches, as Wan 2.1
+    fps=16,
+    frame_rule=FrameRule(4),
+    max_frames=33,
+    default_steps=2,
+    default_guidance=5.0,
+    flow_shift=16.0,  # as Wan 2.1 FLF2V
+    license="Apache-2.0",
+    vram_gb=0.0,
+    description=_NOISE,
+    is_test_model=True,
+    last_frame=True,
 )
 
 TINY_LTX = ModelSpec(
@@ -104,7 +132,30 @@ TINY_LTX2 = ModelSpec(
     ),
 )
 
-TINY_MODELS: tuple[ModelSpec, ...] = (TINY, TINY_LTX, TINY_LTX2)
+TINY_VACE = ModelSpec(
+    id="tiny-vace",
+    name="Tiny test model (Wan 2.1 VACE shape: references)",
+    family="wan",
+    repo_id=None,
+    pipelines=MappingProxyType(
+        {Capability.TEXT: "WanVACEPipeline", Capability.IMAGE: "WanVACEPipeline"}
+    ),
+    native_sizes=((160, 96), (96, 160), (128, 128)),
+    size_multiple=16,  # 8× VAE × 2×2 patches, as Wan 2.1
+    fps=16,
+    frame_rule=FrameRule(4),
+    max_frames=33,
+    default_steps=2,
+    default_guidance=5.0,
+    flow_shift=3.0,
+    license="Apache-2.0",
+    vram_gb=0.0,
+    description=_NOISE + " Its reference images and first frame change the noise.",
+    is_test_model=True,
+    takes_references=True,
+)
+
+TINY_MODELS: tuple[ModelSpec, ...] = (TINY, TINY_FLF2V, TINY_LTX, TINY_LTX2, TINY_VACE)
 
 # The text-to-audio test model (Stable Audio Open shape), for soundtracks.
 TINY_SOUNDTRACK_ID = "tiny-audio"
@@ -162,10 +213,14 @@ def build_tiny_pipeline(spec: ModelSpec) -> Any:
     with torch.random.fork_rng(devices=[]):
         if spec.id == TINY.id:
             return _build_wan_ti2v()
+        if spec.id == TINY_FLF2V.id:
+            return _build_wan_flf2v()
         if spec.id == TINY_LTX.id:
             return _build_ltx()
         if spec.id == TINY_LTX2.id:
             return _build_ltx2()
+        if spec.id == TINY_VACE.id:
+            return _build_wan_vace()
     raise ValueError(f"{spec.id!r} is not a tiny model")
 
 
@@ -225,6 +280,150 @@ def _build_wan_ti2v() -> Any:
         boundary_ratio=None,
         expand_timesteps=True,
     )
+
+
+def _build_wan_flf2v() -> Any:
+    """Wan 2.1 FLF2V at diffusers' test size: 16-channel Wan 2.1 VAE, a 36-channel transformer
+    (noise, mask and the two frames' latents) whose image cross-attention takes the CLIP tokens
+    of both frames, each with a learned position."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
+
+    clip_tokens = 4 * 4 + 1  # 4×4 patches and the class token
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=4,
+        added_kv_proj_dim=24,  # heads × head dim
+        pos_embed_seq_len=2 * clip_tokens,
+    )
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=4,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    ).eval()
+    torch.manual_seed(0)
+    text_encoder = UMT5EncoderModel(UMT5Config(**_TEXT_ENCODER)).eval()
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=TINY_FLF2V.flow_shift
+    )
+    return WanImageToVideoPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=text_encoder,
+        tokenizer=tiny_tokenizer(),
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(crop_size=4, size=4),
+    )
+
+
+def _build_wan_vace() -> Any:
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    # The Wan 2.1 VAE (16 channels, 8× spatial, 4× temporal), which WanVACEPipeline assumes.
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    # Default init shrinks the signal at every stage: a red and a blue reference encoded alike,
+    # and the decoder drew the same frames from any latents. Variance-keeping weights carry a
+    # reference's (and a first frame's) content through to the frames.
+    _redraw_image_convolutions(vae, gain=1.5)
+    torch.manual_seed(0)
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        vace_layers=[0, 1],
+        vace_in_channels=96,  # 16 inactive + 16 reactive latent channels + an 8×8 pixel mask
+    )
+    torch.manual_seed(0)
+    text_encoder = UMT5EncoderModel(UMT5Config(**_TEXT_ENCODER)).eval()
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=TINY_VACE.flow_shift
+    )
+    return _in_eval_mode(
+        WanVACEPipeline(
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tiny_tokenizer(),
+        )
+    )
+
+
+def _redraw_image_convolutions(model: Any, gain: float) -> None:
+    """Normal weights of std `gain / sqrt(fan_in)` and zero biases for every 2-D and 3-D
+    convolution of `model` (an image or video VAE), drawn from the global RNG."""
+    import torch
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d | torch.nn.Conv3d):
+                fan_in = module.in_channels * math.prod(module.kernel_size)
+                module.weight.normal_(0.0, gain / math.sqrt(fan_in))
+                if module.bias is not None:
+                    module.bias.zero_()
 
 
 def _build_ltx() -> Any:

@@ -71,7 +71,8 @@ def check_fits(
                     param="model",
                 )
         if segments and devices is not None:
-            frames = max(s.frames for s in segments)
+            # Each reference image is one more latent frame in every call.
+            frames = max(s.frames for s in segments) + resolved.references * spec.frame_rule.step
             plan_for(
                 spec,
                 width,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,37 +42,49 @@ LEASE_S = 15.0  # renewed every LEASE_S / 3 while a job runs
 
 def enqueue(
     sessions: sessionmaker[Session],
-    job: Video,
+    jobs: Video | Sequence[Video],
     *,
     max_waiting: int,
     retry_after: float,
     before_commit: Callable[[Session], None] | None = None,
 ) -> None:
-    """Add `job` to the queue unless its owner already has `max_waiting` videos waiting.
+    """Add `jobs` (one owner's: a job, or a group of variations) to the queue, all of them or
+    none, unless that would leave their owner more than `max_waiting` videos waiting.
 
     The count and the insert are one transaction under a lock per owner (SQLite: the write
     lock; PostgreSQL: an advisory lock on the owner), so simultaneous requests cannot pass the
-    limit together. `before_commit` writes what must exist with the row (its audit entry)
+    limit together. `before_commit` writes what must exist with the rows (their audit entries)
     inside the same transaction.
     """
+    jobs = [jobs] if isinstance(jobs, Video) else list(jobs)
+    owner = jobs[0].owner
+    assert all(job.owner == owner for job in jobs), "one owner's jobs at a time"
     with sessions.begin() as session:
-        _lock_owner(session, job.owner)
-        _check_room(session, job.owner, max_waiting, retry_after)
-        session.add(job)
+        _lock_owner(session, owner)
+        _check_room(session, owner, max_waiting, retry_after, len(jobs))
+        session.add_all(jobs)
         if before_commit is not None:
             session.flush()
             before_commit(session)
 
 
 def check_room(
-    sessions: sessionmaker[Session], owner: str | None, *, max_waiting: int, retry_after: float
+    sessions: sessionmaker[Session],
+    owner: str | None,
+    *,
+    max_waiting: int,
+    retry_after: float,
+    adding: int = 1,
 ) -> None:
-    """Refuse at once an owner already at the limit (`enqueue` checks again, under its lock)."""
+    """Refuse at once an owner who has no room for `adding` more (`enqueue` checks again,
+    under its lock)."""
     with sessions() as session:
-        _check_room(session, owner, max_waiting, retry_after)
+        _check_room(session, owner, max_waiting, retry_after, adding)
 
 
-def _check_room(session: Session, owner: str | None, max_waiting: int, retry_after: float) -> None:
+def _check_room(
+    session: Session, owner: str | None, max_waiting: int, retry_after: float, adding: int = 1
+) -> None:
     waiting = session.execute(
         select(func.count())
         .select_from(Video)
@@ -82,9 +94,10 @@ def _check_room(session: Session, owner: str | None, max_waiting: int, retry_aft
             Video.deleted_at.is_(None),
         )
     ).scalar_one()
-    if waiting >= max_waiting:
+    if waiting + adding > max_waiting:
+        asked = f"; {adding} more would pass it" if adding > 1 else ""
         raise TooManyRequestsError(
-            f"{waiting} videos are already waiting; the limit is {max_waiting}",
+            f"{waiting} videos are already waiting; the limit is {max_waiting}{asked}",
             retry_after=retry_after,
         )
 

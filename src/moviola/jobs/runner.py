@@ -10,6 +10,7 @@ taken from this executor meanwhile, its files are removed. A render that raised 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from moviola.engine import GenerationRequest
 from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import InvalidRequestError, MediaError
 from moviola.jobs import queue
+from moviola.jobs.characters import Characters
+from moviola.jobs.references import load_for
 from moviola.jobs.requests import Inputs, request_for
 from moviola.render.files import RenderedFiles, audio_summary, seal
 from moviola.render.frame_check import BLOCKED, FrameCheck, ModerationBlocked
@@ -57,6 +60,7 @@ class JobRunner:
         # Loaded once per process: the signing identity and, when enabled, the nudity check.
         self.stamp = Stamp.from_settings(settings)
         self.frame_check = FrameCheck.from_settings(settings)
+        self.characters = Characters(settings, sessions, blobs)
 
     # --- before the render -------------------------------------------------------------------
 
@@ -68,15 +72,28 @@ class JobRunner:
         inputs = Inputs()
         if kind is VideoKind.CREATE and job.input_path:
             inputs = Inputs(image=media.load_image(Path(job.input_path)))
+        if kind is VideoKind.CREATE and job.params.get("last_frame"):
+            from moviola.jobs.service import LAST_FRAME_SUFFIX
+
+            last = media.load_image(self.blobs.input_path(job.id, LAST_FRAME_SUFFIX))
+            inputs = Inputs(image=inputs.image, last_image=last)
         elif kind in (VideoKind.REMIX, VideoKind.EDIT):
             frames, audio = self._decode_source(job, source)
             inputs = Inputs(video=frames, audio=audio)
         elif kind is VideoKind.EXTEND:
             frames, audio = self._decode_source(job, source)
             inputs = Inputs(extend=frames, audio=audio)
+        if kind is VideoKind.CREATE:
+            references = load_for(self.characters, self.blobs, job.id, job.params)
+            inputs = dataclasses.replace(inputs, references=references)
         request = request_for(job, inputs, self.settings)
-        named = [("input_reference", inputs.image), ("video", inputs.video)]
+        named = [
+            ("input_reference", inputs.image),
+            ("last_frame", inputs.last_image),
+            ("video", inputs.video),
+        ]
         self._check_inputs(job, [*named, ("video", inputs.extend)])
+        self._check_inputs(job, [("reference_images", image) for image in inputs.references])
         shots = None
         if kind is VideoKind.STORYBOARD:
             shots = self._shots(job)
@@ -256,7 +273,9 @@ class JobRunner:
             image = None
             if shot.get("image"):
                 image = media.load_image(self.blobs.input_path(job.id, shot_image_suffix(index)))
-            shots.append(StoryboardShot(shot["prompt"], float(shot["seconds"]), image))
+            # The frames of the storyboard's characters this shot names.
+            cast = tuple(self.characters.reference_images(shot.get("characters") or []))
+            shots.append(StoryboardShot(shot["prompt"], float(shot["seconds"]), image, cast))
         return shots
 
     def _check_inputs(self, job: Video, inputs: list[tuple[str, Any]]) -> None:

@@ -7,8 +7,10 @@ another key's video is as absent as one that never existed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,13 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from moviola import media
 from moviola.config import Settings
-from moviola.engine import Plan, SoundKind, WeightsNotFoundError, get_model, plan
+from moviola.engine import Plan, SoundKind, WeightsNotFoundError, get_model
 from moviola.engine.distilled import check_lora
 from moviola.engine.loading import find_weights
 from moviola.engine.memory import MemoryPreference
-from moviola.engine.request import DEFAULT_STRENGTH
+from moviola.engine.request import DEFAULT_STRENGTH, MAX_SEED
 from moviola.engine.soundtrack import get_soundtrack_model
-from moviola.engine.storyboard import StoryboardShot, plan_storyboard
+from moviola.engine.storyboard import StoryboardShot
 from moviola.errors import (
     ConflictError,
     InvalidRequestError,
@@ -35,9 +37,11 @@ from moviola.errors import (
     TooLargeError,
 )
 from moviola.jobs import queue
+from moviola.jobs.characters import Characters, named_in
 from moviola.jobs.devices import Devices, check_fits, devices_of
-from moviola.jobs.fields import fields_for, parse_extras
+from moviola.jobs.fields import BY_NAME, fields_for, parse_extras
 from moviola.jobs.moderation import PromptPolicy, quarantine
+from moviola.jobs.references import References, gather, reference_suffix
 from moviola.jobs.requests import Inputs, generation_request
 from moviola.media.sniff import HEAD_BYTES, sniff
 from moviola.render.frame_check import BLOCKED, ModerationBlocked
@@ -49,6 +53,9 @@ DEFAULT_MODEL = "sora-2"
 DEFAULT_SECONDS = "4"
 DEFAULT_SIZE = "720x1280"
 EXTENSION_SECONDS = (4, 8, 12, 16, 20)
+# Where a create's uploads are kept among a job's inputs: its first frame and its last.
+IMAGE_SUFFIX = ".img"
+LAST_FRAME_SUFFIX = ".last.img"
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class VideoService:
         self.sessions = sessions
         self.blobs = blobs
         self.policy = PromptPolicy(settings)
+        self.characters = Characters(settings, sessions, blobs)
 
     # --- creating ------------------------------------------------------------------------
 
@@ -93,8 +101,17 @@ class VideoService:
         seconds: str | float | None = None,
         size: str | None = None,
         image: Upload | None = None,
+        last_frame: Upload | None = None,
         extras: dict[str, object] | None = None,
+        characters: Sequence[Any] | None = None,
+        reference_images: Sequence[Upload] | None = None,
     ) -> Video:
+        """One video, or with `n` in `extras` that many variations of it: one group of jobs
+        with consecutive seeds, checked and queued together; the first is returned.
+        `characters` (ids, each named in the prompt) and `reference_images` (1–3 uploads)
+        condition it through the model's reference model (see `moviola.engine.references`)."""
+        params = parse_extras(extras or {}, VideoKind.CREATE)
+        count = int(params.pop("n", 1))  # type: ignore[arg-type]  # an int field
         return self._submit(
             caller,
             kind=VideoKind.CREATE,
@@ -102,8 +119,87 @@ class VideoService:
             model=model,
             seconds=seconds,
             size=size,
-            params=parse_extras(extras or {}, VideoKind.CREATE),
+            params=params,
             image=image,
+            last_frame=last_frame,
+            count=count,
+            characters=characters,
+            reference_images=reference_images,
+        )
+
+    def vary(self, caller: Caller, video_id: str, *, n: object = 2) -> Video:
+        """A new group of `n` variations of a finished video: the same request — its prompt,
+        model, size, length and settings, its source or its first and last frames — with new
+        seeds. A storyboard is one job of many shots and is not varied."""
+        count = int(BY_NAME["n"].parse(n))  # type: ignore[arg-type]  # an int field
+        video = self._finished(caller, video_id, "vary")
+        kind = VideoKind(video.kind)
+        if kind is VideoKind.STORYBOARD:
+            raise InvalidRequestError(
+                "a storyboard cannot be varied: make it again from the Storyboard page",
+                param="video_id",
+            )
+        asked = video.params or {}
+        made_as = VideoKind.CREATE if kind is VideoKind.IMPORT else kind
+        params: dict[str, Any] = {
+            k: v for k, v in _inherited(asked, made_as).items() if k != "seed"
+        }
+        if kind in (VideoKind.CREATE, VideoKind.IMPORT):
+            return self._submit(
+                caller,
+                kind=VideoKind.CREATE,
+                prompt=video.prompt,
+                model=self._model_of(video),
+                seconds=video.seconds,
+                size=video.size,
+                params=params,
+                image=self._kept_input(video, video.input_path) if video.input_path else None,
+                last_frame=(
+                    self._kept_input(video, self.blobs.input_path(video.id, LAST_FRAME_SUFFIX))
+                    if asked.get("last_frame")
+                    else None
+                ),
+                count=count,
+                # The same characters and reference images: a variation is the same request.
+                characters=asked.get("characters") or None,
+                reference_images=[
+                    self._kept_input(video, self.blobs.input_path(video.id, reference_suffix(i)))
+                    for i in range(int(asked.get("reference_images") or 0))
+                ],
+            )
+        if kind is VideoKind.REMIX:
+            if not video.remixed_from_video_id:
+                raise ConflictError("the source of this remix is not known", param="video_id")
+            original = self._finished(caller, video.remixed_from_video_id, "vary")
+            return self._submit(
+                caller,
+                kind=kind,
+                prompt=video.prompt,
+                model=self._model_of(original),
+                seconds=None,
+                size=original.size,
+                params=params,
+                source=original,
+                remixed_from=original.id,
+                count=count,
+            )
+        source: Video | Upload
+        if video.source_video_id:
+            source = self._finished(caller, video.source_video_id, "vary")
+        else:
+            source = self._kept_input(video, video.input_path)
+        if kind is VideoKind.EXTEND:
+            params["extend_seconds"] = asked["extend_seconds"]
+        return self._submit(
+            caller,
+            kind=kind,
+            prompt=video.prompt,
+            model=video.model,
+            seconds=None,
+            size=None,
+            params=params,
+            source=source,
+            count=count,
         )
 
     def remix(
@@ -207,9 +303,12 @@ class VideoService:
         model: str | None = None,
         size: str | None = None,
         extras: dict[str, object] | None = None,
+        characters: Sequence[Any] | None = None,
     ) -> Video:
         """One job that renders the shots in order, each continuing from the one before (or
-        from its own image), into one video; each shot is kept as a file of its own too."""
+        from its own image), into one video; each shot is kept as a file of its own too.
+        `characters` are the storyboard's (up to two, each named in some shot): a shot is
+        conditioned on those its own prompt names."""
         settings = self.settings
         params: dict[str, Any] = parse_extras(extras or {}, VideoKind.STORYBOARD)
         model = model or DEFAULT_MODEL
@@ -237,6 +336,14 @@ class VideoService:
                     raise
             seconds = _seconds(shot.seconds if shot.seconds is not None else DEFAULT_SECONDS)
             planned.append(StoryboardShot(prompt, seconds, image))
+        cast = self.characters.for_prompt(
+            caller.owner, list(characters or []), "\n".join(shot.prompt for shot in planned)
+        )
+        casts = [[row for row in cast if named_in(row, shot.prompt)] for shot in planned]
+        planned = [
+            dataclasses.replace(shot, reference_images=(object(),) * frames)
+            for shot, frames in zip(planned, map(self.characters.frames_of, casts), strict=True)
+        ]
         base = generation_request(
             settings,
             kind=VideoKind.STORYBOARD,
@@ -247,7 +354,8 @@ class VideoService:
             params=params,
             inputs=Inputs(),
         )
-        plans = plan_storyboard(planned, base)
+        cast_ids = tuple(row.id for row in cast)
+        plans = References(characters=cast_ids).plan_storyboard(planned, base)
         self._check_speed(plans[0])
         for shot_plan in plans:
             self._check_memory(shot_plan)
@@ -261,9 +369,15 @@ class VideoService:
             **params,
             "seed": first.seed,
             "shots": [
-                {"prompt": shot.prompt, "seconds": shot.seconds, "image": shot.image is not None}
-                for shot in planned
+                {
+                    "prompt": shot.prompt,
+                    "seconds": shot.seconds,
+                    "image": shot.image is not None,
+                    **({"characters": [row.id for row in named]} if named else {}),
+                }
+                for shot, named in zip(planned, casts, strict=True)
             ],
+            **({"characters": [row.id for row in cast]} if cast else {}),
         }
         row = self._row(
             caller,
@@ -280,7 +394,7 @@ class VideoService:
             for index, shot in enumerate(shots)
             if shot.image is not None
         }
-        return self._enqueue(caller, row, inputs, {"model": model})
+        return self._enqueue(caller, [row], inputs, {"model": model})
 
     # --- reading and deleting --------------------------------------------------------------
 
@@ -452,13 +566,19 @@ class VideoService:
         image: Upload | None = None,
         source: Video | Upload | None = None,
         remixed_from: str | None = None,
+        last_frame: Upload | None = None,
+        count: int = 1,
+        characters: Sequence[Any] | None = None,
+        reference_images: Sequence[Upload] | None = None,
     ) -> Video:
+        """Check a request whole and queue it, `count` times over with consecutive seeds."""
         settings = self.settings
         prompt = _text(prompt, "prompt", "prompt")
         model = model or DEFAULT_MODEL
         engine_model = self._engine_model(model)
 
-        upload_bytes = sum(len(u.data) for u in (image, source) if isinstance(u, Upload))
+        uploads = (image, last_frame, source, *(reference_images or ()))
+        upload_bytes = sum(len(u.data) for u in uploads if isinstance(u, Upload))
         if upload_bytes > settings.max_upload_bytes:
             raise TooLargeError(
                 f"the upload is {upload_bytes:,} bytes; the limit is {settings.max_upload_bytes:,}",
@@ -472,7 +592,18 @@ class VideoService:
                 image.data, max_pixels=settings.max_input_pixels, name="input_reference"
             )
             inputs = Inputs(image=object())
-            stored[".img"] = image.data
+            stored[IMAGE_SUFFIX] = image.data
+        if last_frame is not None:
+            try:
+                media.load_image(
+                    last_frame.data, max_pixels=settings.max_input_pixels, name="last_frame"
+                )
+            except InvalidRequestError as err:
+                err.param = "last_frame"  # not the request's media_param, input_reference
+                raise
+            inputs = dataclasses.replace(inputs, last_image=object())
+            stored[LAST_FRAME_SUFFIX] = last_frame.data
+            params = {**params, "last_frame": True}
         if source is not None:
             info = self._probe_source(source)
             # The result plays at the source's frame rate: an extension continues it, an edit
@@ -487,6 +618,18 @@ class VideoService:
                 container = sniff(source.data[:HEAD_BYTES])
                 stored[container.suffix if container else ".video"] = source.data
 
+        references, reference_files = gather(
+            self.characters,
+            caller.owner,
+            prompt,
+            characters or [],
+            reference_images or [],
+            settings,
+        )
+        if references:
+            inputs = dataclasses.replace(inputs, references=(object(),) * references.frames)
+            stored.update(reference_files)
+            params = {**params, **references.params}
         output_size = size or (source.size if isinstance(source, Video) else None)
         if output_size is None and source is None:
             output_size = DEFAULT_SIZE
@@ -502,14 +645,21 @@ class VideoService:
             params=params,
             inputs=inputs,
         )
-        resolved = plan(request, get_model(engine_model))
+        resolved = references.plan(request, get_model(engine_model))
         self._check_speed(resolved)
         self._check_memory(resolved)
         self._check_sound(resolved)
         self._moderate(caller, kind, prompt)
+        if resolved.seed + count - 1 > MAX_SEED:
+            raise InvalidRequestError(
+                f"with n={count} the seeds run from {resolved.seed} to "
+                f"{resolved.seed + count - 1}; the most a seed may be is {MAX_SEED}",
+                param="seed",
+            )
 
-        row = self._row(
+        rows = self._rows(
             caller,
+            count,
             kind=kind,
             model=model,
             engine_model=engine_model,
@@ -520,51 +670,97 @@ class VideoService:
             remixed_from_video_id=remixed_from,
             source_video_id=source.id if isinstance(source, Video) else None,
         )
-        detail = {"model": model, "source_video_id": row.source_video_id or remixed_from}
-        return self._enqueue(caller, row, stored, detail)
+        detail = {"model": model, "source_video_id": rows[0].source_video_id or remixed_from}
+        return self._enqueue(caller, rows, stored, detail)
 
     def _row(self, caller: Caller, **fields: Any) -> Video:
-        return Video(
-            id=new_id("video"),
-            seq=time.time_ns(),
-            owner=caller.owner,
-            status=VideoStatus.QUEUED,
-            max_attempts=self.settings.max_attempts,
-            **fields,
-        )
+        return self._rows(caller, 1, **fields)[0]
+
+    def _rows(
+        self, caller: Caller, count: int, *, params: dict[str, Any], **fields: Any
+    ) -> Sequence[Video]:
+        """The rows of one request: one job, or `count` variations of it in one group, each
+        with the next seed and every one listing them all, queued in their order."""
+        ids = [new_id("video") for _ in range(count)]
+        group = new_id("group") if count > 1 else None
+        first_seq = time.time_ns()
+
+        def own(index: int) -> dict[str, Any]:
+            if group is None:
+                return dict(params)
+            return {**params, "seed": params["seed"] + index, "variations": ids}
+
+        return [
+            Video(
+                id=video_id,
+                seq=first_seq + index,
+                owner=caller.owner,
+                status=VideoStatus.QUEUED,
+                max_attempts=self.settings.max_attempts,
+                group_id=group,
+                params=own(index),
+                **fields,
+            )
+            for index, video_id in enumerate(ids)
+        ]
 
     def _enqueue(
-        self, caller: Caller, row: Video, inputs: dict[str, bytes], detail: dict[str, Any]
+        self,
+        caller: Caller,
+        rows: Sequence[Video],
+        inputs: dict[str, bytes],
+        detail: dict[str, Any],
     ) -> Video:
-        """Queue a fully checked request. Its uploads are written just before the row is added
-        (not under the database's lock: they may be hundreds of megabytes), and removed if it is
-        not, so a refused request leaves nothing behind; the queue's limit is looked at first,
-        so a caller over it writes nothing at all."""
+        """Queue a fully checked request (one job, or a group of variations: all of them or
+        none). Its uploads are written just before the rows are added (not under the
+        database's lock: they may be hundreds of megabytes), and removed if they are not, so a
+        refused request leaves nothing behind; the queue's limit is looked at first, so a caller
+        over it writes nothing at all. Returns the first row."""
         max_waiting = self.settings.max_queued_per_key
         retry_after = max(1.0, self.settings.poll_after_ms / 1000)
-        queue.check_room(self.sessions, row.owner, max_waiting=max_waiting, retry_after=retry_after)
+        queue.check_room(
+            self.sessions,
+            rows[0].owner,
+            max_waiting=max_waiting,
+            retry_after=retry_after,
+            adding=len(rows),
+        )
         try:
-            for suffix, data in inputs.items():
-                path = self.blobs.input_path(row.id, suffix)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                media.atomic_write_bytes(path, data)
-                if suffix == ".img" or row.kind in (VideoKind.EDIT, VideoKind.EXTEND):
-                    row.input_path = str(path)
+            for row in rows:
+                for suffix, data in inputs.items():
+                    path = self.blobs.input_path(row.id, suffix)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    media.atomic_write_bytes(path, data)
+                    if suffix == IMAGE_SUFFIX or row.kind in (VideoKind.EDIT, VideoKind.EXTEND):
+                        row.input_path = str(path)
 
             def record(session: Session) -> None:
-                self._audit(session, caller, VideoKind(row.kind).value, row.id, detail)
+                for row in rows:
+                    entry = {**detail, "group_id": row.group_id} if row.group_id else detail
+                    self._audit(session, caller, VideoKind(row.kind).value, row.id, entry)
 
             queue.enqueue(
                 self.sessions,
-                row,
+                rows,
                 max_waiting=max_waiting,
                 retry_after=retry_after,
                 before_commit=record,
             )
         except BaseException:
-            self.blobs.remove(row.id)
+            for row in rows:
+                self.blobs.remove(row.id)
             raise
-        return row
+        return rows[0]
+
+    def _kept_input(self, video: Video, path: str | Path | None) -> Upload:
+        """An upload a finished job kept (its first or last frame, or the video it worked
+        on), to make it again."""
+        if path is None or not Path(path).is_file():
+            raise ConflictError(
+                f"cannot vary video {video.id}: the upload it was made from is gone",
+                param="video_id",
+            )
+        return Upload(Path(path).read_bytes(), Path(path).name)
 
     # --- trust: the prompt policy and the audit log ------------------------------------------
 

@@ -21,6 +21,10 @@ changed for `ORPHAN_AFTER_S` (far longer than any request takes), it is removed.
 folder — uploads and nothing else — is: a database that does not know a folder holding
 anything more (the wrong database, an older backup) must never cost its files.
 
+A character's folder (`char_…`: its clip and reference frames) is written before its row is
+inserted; a crash in between leaves a folder no row names. Once nothing in it has changed for
+`ORPHAN_AFTER_S`, and it holds nothing but what creating a character writes, it goes too.
+
 The pass is driven by the folders that exist, so it is idempotent and its cost follows what is
 on disk, not the size of the history. Expired and deleted rows are never touched by workers,
 so sweeping runs safely beside them.
@@ -44,12 +48,14 @@ from moviola.jobs.periodic import Periodic
 from moviola.render.frame_check import BLOCKED
 from moviola.store import audit
 from moviola.store.blobs import Blobs
-from moviola.store.models import Video, VideoStatus
+from moviola.store.models import Character, Video, VideoStatus
 
 log = logging.getLogger("moviola.sweeper")
 
 CHUNK = 500  # ids per query, well under every database's parameter limit
 ORPHAN_AFTER_S = 15 * 60.0  # far longer than writing an upload and inserting its row take
+_CHARACTER = "char_"
+_CHARACTER_FILES = ("character", "reference_")  # its clip and its frames (jobs.characters)
 
 
 class Sweeper(Periodic):
@@ -115,6 +121,23 @@ class Sweeper(Periodic):
                         shutil.rmtree(folder, ignore_errors=True)
                         log.info("removed %s/%s, an attempt that ended", video_id, folder.name)
                         removed += 1
+        return removed + self._sweep_characters(now)
+
+    def _sweep_characters(self, now: float) -> int:
+        """Remove the folders of characters whose row never came."""
+        folders = self._folders(_CHARACTER)
+        removed = 0
+        for start in range(0, len(folders), CHUNK):
+            chunk = folders[start : start + CHUNK]
+            with self.sessions() as session:
+                found = set(
+                    session.execute(select(Character.id).where(Character.id.in_(chunk))).scalars()
+                )
+            for character_id in chunk:
+                if character_id not in found and self._orphan(character_id, now, _CHARACTER_FILES):
+                    self.blobs.remove(character_id)
+                    log.info("removed %s, a character whose row never came", character_id)
+                    removed += 1
         return removed
 
     # --- internals ---------------------------------------------------------------------------
@@ -141,13 +164,13 @@ class Sweeper(Periodic):
             used.add(video.lease_owner)
         return [folder for folder in attempts if folder.name not in used]
 
-    def _orphan(self, video_id: str, now: float) -> bool:
-        """Whether a folder without a row holds nothing but uploads (and what writing one
-        leaves, `.input…tmp`), none of them changed for `ORPHAN_AFTER_S`."""
+    def _orphan(self, video_id: str, now: float, kept: tuple[str, ...] = ("input",)) -> bool:
+        """Whether a folder without a row holds nothing but uploads (files named `kept…`, and
+        what writing one leaves, `.input…tmp`), none of them changed for `ORPHAN_AFTER_S`."""
         folder = self.blobs.folder(video_id)
         try:
             entries = list(folder.iterdir())
-            if not all(e.is_file() and e.name.lstrip(".").startswith("input") for e in entries):
+            if not all(e.is_file() and e.name.lstrip(".").startswith(kept) for e in entries):
                 return False
             changed = max(path.stat().st_mtime for path in [folder, *entries])
         except OSError:  # removed meanwhile
@@ -160,12 +183,12 @@ class Sweeper(Periodic):
         except OSError:  # removed meanwhile
             return []
 
-    def _folders(self) -> list[str]:
+    def _folders(self, prefix: str = "video_") -> list[str]:
         if not self.blobs.root.is_dir():
             return []
-        # Video ids only: other folders here (characters', imports' staging) are not ours.
+        # One kind of id at a time: other folders here (imports' staging) are not ours.
         return [
             path.name
             for path in self.blobs.root.iterdir()
-            if path.is_dir() and path.name.startswith("video_") and path.name[6:].isalnum()
+            if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix) :].isalnum()
         ]

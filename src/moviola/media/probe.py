@@ -200,6 +200,8 @@ def _inspect(container: InputContainer, label: str, size_bytes: int, deadline: f
         raise _fail(label, f"{what} (no video stream)")
     stream = container.streams.video[0]
     codec = stream.codec_context
+    if codec is None:  # a file cut off inside its stream's description
+        raise _fail(label, "video stream cannot be decoded (no codec context)")
     if container.format.name.endswith("_pipe"):
         raise _fail(label, f"is a still image ({codec.name}), not a video")
     if not codec.width or not codec.height:

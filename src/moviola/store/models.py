@@ -100,6 +100,18 @@ class RenderResult(TypedDict, total=False):
     audio: StoredAudio | None  # None: silent
 
 
+class StoredReference(TypedDict):
+    """One of a character's reference frames: a PNG in its folder, and where it came from."""
+
+    path: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+    frame: int  # its index in the character's clip
+    face: bool  # cropped to the head and shoulders around a face the detector found
+
+
 class _StrEnum(TypeDecorator[enum.Enum]):
     """A string column read back as its enum, so a typo in a status fails where it is made."""
 
@@ -144,6 +156,8 @@ class Video(Base):
     remixed_from_video_id: Mapped[str | None] = mapped_column(String(64), index=True)
     source_video_id: Mapped[str | None] = mapped_column(String(64), index=True)  # edit / extend
     input_path: Mapped[str | None] = mapped_column(String(500))  # an uploaded reference
+    # Variations made by one request (`n`), or by "vary": the rows of a group share this id.
+    group_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     created_at: Mapped[float] = mapped_column(default=now)
     started_at: Mapped[float | None]
@@ -210,6 +224,9 @@ class Character(Base):
     name: Mapped[str] = mapped_column(String(200))
     video_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[float] = mapped_column(default=now)
+    # The frames picked from the clip that a video including the character is conditioned on;
+    # null for a character made before they were kept.
+    reference_frames: Mapped[list[StoredReference] | None] = mapped_column(JSON)
 
 
 class AuditEvent(Base):

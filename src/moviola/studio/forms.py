@@ -15,7 +15,7 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 from starlette.requests import Request
 
 from moviola.errors import InvalidRequestError, MoviolaError, TooLargeError, TooManyRequestsError
-from moviola.jobs.fields import EXTRA_FIELDS, ExtraField, fields_for
+from moviola.jobs.fields import EXTRA_FIELDS, ExtraField, ObjectList, fields_for
 from moviola.jobs.service import Shot, Upload
 from moviola.store.models import VideoKind
 from moviola.web import uploads
@@ -26,6 +26,21 @@ def control(field: ExtraField) -> str:
     return field.studio or field.name
 
 
+def item_control(field: ExtraField, key: str, item: str) -> str:
+    """A list field's control for one key of one item: each LoRA's scale is `loras.scale.NAME`
+    beside a `loras` checkbox valued NAME."""
+    return f"{control(field)}.{key}.{item}"
+
+
+def _chosen(form: FormData, field: ExtraField) -> list[str]:
+    return [v.strip() for v in form.getlist(control(field)) if isinstance(v, str) and v.strip()]
+
+
+def _item_keys(field: ExtraField) -> list[str]:
+    assert isinstance(field.type, ObjectList)
+    return [key for key in field.type.keys if key != field.type.key]
+
+
 def extra_controls(kind: VideoKind) -> tuple[str, ...]:
     return tuple(control(field) for field in fields_for(kind))
 
@@ -34,6 +49,9 @@ def extra_controls(kind: VideoKind) -> tuple[str, ...]:
 FIELD_OF = {
     **{field.name: control(field) for field in EXTRA_FIELDS if field.studio},
     "input_reference": "image",
+    **{f"reference_images[{i}]": "reference_images" for i in range(3)},
+    "last_image": "last_frame",
+    "n": "form",  # the buttons that make 2 or 4
     "frames": "seconds",
     "fps": "seconds",  # no control of its own: with the duration, it makes the frame count
     "video_id": "form",
@@ -133,8 +151,16 @@ def text(form: FormData, name: str) -> str:
 
 
 def values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
-    """What was typed, to put back into the form (the prompt exactly as typed)."""
+    """What was typed, to put back into the form (the prompt exactly as typed); a list field's
+    chosen items comma-separated, each item's other keys under their own controls."""
     out = {name: text(form, name) for name in names}
+    for field in EXTRA_FIELDS:
+        if isinstance(field.type, ObjectList) and control(field) in names:
+            chosen = _chosen(form, field)
+            out[control(field)] = ",".join(chosen)
+            for item in chosen:
+                for key in _item_keys(field):
+                    out[item_control(field, key, item)] = text(form, item_control(field, key, item))
     prompt = form.get("prompt")
     if isinstance(prompt, str):
         out["prompt"] = prompt
@@ -143,15 +169,37 @@ def values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
 
 def extras(form: FormData, kind: VideoKind) -> dict[str, object]:
     """Moviola's own fields of a `kind` request, by their API names (None: left blank)."""
-    return {field.name: text(form, control(field)) or None for field in fields_for(kind)}
+    found: dict[str, object] = {}
+    for field in fields_for(kind):
+        if isinstance(field.type, ObjectList):
+            items = [
+                {
+                    field.type.key: item,
+                    **{k: text(form, item_control(field, k, item)) for k in _item_keys(field)},
+                }
+                for item in _chosen(form, field)
+            ]
+            found[field.name] = items or None
+        else:
+            found[field.name] = text(form, control(field)) or None
+    return found
 
 
 def extra_values(params: Mapping[str, Any], kind: VideoKind) -> dict[str, str]:
     """A stored request's own fields, as the controls of a `kind` form show them."""
-    return {
-        control(field): "" if params.get(field.name) is None else str(params[field.name])
-        for field in fields_for(kind)
-    }
+    shown: dict[str, str] = {}
+    for field in fields_for(kind):
+        value = params.get(field.name)
+        if isinstance(field.type, ObjectList):
+            items = [i for i in value if isinstance(i, dict)] if isinstance(value, list) else []
+            shown[control(field)] = ",".join(str(item.get(field.type.key)) for item in items)
+            for item in items:
+                for key in _item_keys(field):
+                    name = str(item.get(field.type.key))
+                    shown[item_control(field, key, name)] = str(item.get(key, ""))
+        else:
+            shown[control(field)] = "" if value is None else str(value)
+    return shown
 
 
 async def upload(form: FormData, name: str) -> Upload | None:

@@ -108,6 +108,16 @@ def models_used(sessions: sessionmaker[Session], caller: Caller) -> list[str]:
     return found
 
 
+def group_of(sessions: sessionmaker[Session], caller: Caller, video: Video) -> list[Video]:
+    """The variations `video` was made with (itself among them), in their order; none for a
+    video made alone."""
+    if video.group_id is None:
+        return []
+    with sessions() as session:
+        query = _mine(select(Video).where(Video.group_id == video.group_id), caller)
+        return list(session.execute(query.order_by(Video.seq)).scalars())
+
+
 def by_ids(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[Video]:
     if not ids:
         return []

@@ -30,7 +30,9 @@ from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, Too
 from moviola.jobs.service import EXTENSION_SECONDS
 from moviola.store import audit, keys
 from moviola.store.models import Video, VideoKind, VideoStatus
+from moviola.studio import characters as studio_characters
 from moviola.studio import forms, library, live, snippets
+from moviola.studio.loras import lora_choices
 from moviola.studio.models import choices, soundtrack
 from moviola.studio.session import (
     Viewer,
@@ -221,6 +223,8 @@ def _create_context(request: Request, seen: Viewer) -> dict[str, Any]:
         "models": models,
         "model_data": [m.as_dict() for m in models],
         "soundtrack": soundtrack(settings),
+        "loras": lora_choices(settings, models),
+        "characters": studio_characters.shown(_service(request), seen.caller),
     }
 
 
@@ -241,7 +245,7 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
             }
             if not request.query_params.get("seed"):
                 values["seed"] = ""  # "try again" draws a new one
-    context = _create_context(request, seen)
+    context = await run_in_threadpool(_create_context, request, seen)
     return page(request, seen, "create.html", values=values, errors={}, **context)
 
 
@@ -249,6 +253,7 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
 async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
     form, refusal = await posted(request, seen)
     typed = forms.values(form, forms.CREATE_FIELDS)
+    typed["characters"] = ",".join(studio_characters.picked(form))
     try:
         if refusal is not None:
             raise refusal
@@ -261,10 +266,13 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
             seconds=typed["seconds"] or None,
             size=typed["size"] or None,
             image=image,
+            last_frame=await forms.upload(form, "last_frame"),
             extras=forms.extras(form, VideoKind.CREATE),
+            characters=studio_characters.picked(form),
+            reference_images=await studio_characters.reference_uploads(form),
         )
     except MoviolaError as err:
-        context = _create_context(request, seen)
+        context = await run_in_threadpool(_create_context, request, seen)
         return page(
             request,
             seen,
@@ -282,9 +290,11 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
 
 def _video_context(request: Request, seen: Viewer, video: Video) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
-    tree = library.lineage(request.app.state.sessions, seen.caller, video)
+    sessions = request.app.state.sessions
+    tree = library.lineage(sessions, seen.caller, video)
     return {
         "video": video,
+        "group": library.group_of(sessions, seen.caller, video),
         "tree": tree,
         "tree_size": library.tree_size(tree),
         "python_snippet": snippets.python(video, base),
@@ -370,7 +380,11 @@ async def _video_action(request: Request, seen: Viewer, video_id: str, action: s
     try:
         if refusal is not None:
             raise refusal
-        if action == "remix":
+        if action == "vary":
+            video = await run_in_threadpool(
+                service.vary, seen.caller, video_id, n=forms.text(form, "n") or 2
+            )
+        elif action == "remix":
             video = await run_in_threadpool(
                 service.remix,
                 seen.caller,
@@ -426,6 +440,12 @@ async def extend(video_id: str, request: Request, seen: Viewer = Depends(viewer)
 @router.post("/videos/{video_id}/edit")
 async def edit(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
     return await _video_action(request, seen, video_id, "edit")
+
+
+@router.post("/videos/{video_id}/vary")
+async def vary(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
+    """New variations of a video: its request again, with new seeds."""
+    return await _video_action(request, seen, video_id, "vary")
 
 
 @router.post("/videos/{video_id}/sound")
@@ -567,7 +587,7 @@ class _TemporaryFile(FileResponse):
 
 @router.get("/storyboard", response_class=HTMLResponse)
 async def storyboard_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
-    context = _create_context(request, seen)
+    context = await run_in_threadpool(_create_context, request, seen)
     blank = [{"prompt": "", "seconds": "2"}]
     return page(request, seen, "storyboard.html", shots=blank, values={}, errors={}, **context)
 
@@ -576,6 +596,7 @@ async def storyboard_page(request: Request, seen: Viewer = Depends(viewer)) -> H
 async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Response:
     form, refusal = await posted(request, seen)
     typed = forms.values(form, forms.STORYBOARD_FIELDS)
+    typed["characters"] = ",".join(studio_characters.picked(form))
     typed_shots = forms.typed_shots(form)
     try:
         if refusal is not None:
@@ -590,9 +611,10 @@ async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Respon
             model=typed["model"] or None,
             size=typed["size"] or None,
             extras=forms.extras(form, VideoKind.STORYBOARD),
+            characters=studio_characters.picked(form),
         )
     except MoviolaError as err:
-        context = _create_context(request, seen)
+        context = await run_in_threadpool(_create_context, request, seen)
         return page(
             request,
             seen,
@@ -604,6 +626,74 @@ async def storyboard(request: Request, seen: Viewer = Depends(viewer)) -> Respon
             **context,
         )
     return go(request, seen, f"/videos/{video.id}?created=1")
+
+
+# --- characters --------------------------------------------------------------------------------
+
+
+async def _characters_page(
+    request: Request,
+    seen: Viewer,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    service = _service(request)
+    return page(
+        request,
+        seen,
+        "characters.html",
+        status_code=400 if errors else 200,
+        characters=await run_in_threadpool(studio_characters.shown, service, seen.caller),
+        faces=service.characters.faces is not None,
+        made=request.query_params.get("made"),
+        values=values or {},
+        errors=errors or {},
+    )
+
+
+@router.get("/characters", response_class=HTMLResponse)
+async def characters_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
+    return await _characters_page(request, seen)
+
+
+@router.post("/characters", response_class=HTMLResponse)
+async def create_character(request: Request, seen: Viewer = Depends(viewer)) -> Response:
+    form, refusal = await posted(request, seen)
+    typed = {"name": forms.text(form, "name")}
+    try:
+        if refusal is not None:
+            raise refusal
+        clip = await forms.upload(form, "video")
+        if clip is None:
+            raise InvalidRequestError("choose a short clip of the character", param="video")
+        made = await run_in_threadpool(
+            _service(request).characters.create,
+            seen.caller.owner,
+            typed["name"],
+            clip.data,
+            clip.filename,
+        )
+    except MoviolaError as err:
+        return await _characters_page(request, seen, values=typed, errors=forms.errors_for(err))
+    return go(request, seen, f"/characters?made={made.id}#{made.id}")
+
+
+@router.get("/characters/{character_id}/frame/{variant}")
+async def character_frame(
+    character_id: str, variant: str, request: Request, seen: Viewer = Depends(viewer)
+) -> Response:
+    """A character's reference frame, for its owner's pages."""
+    characters = _service(request).characters
+    try:
+        path = await run_in_threadpool(
+            characters.reference_path, seen.caller.owner, character_id, variant
+        )
+    except MoviolaError as err:
+        return seen.apply(Response(str(err), status_code=404, media_type="text/plain"), request)
+    return FileResponse(
+        path, media_type="image/png", headers={"cache-control": "private, max-age=86400"}
+    )
 
 
 # --- queue, live progress ----------------------------------------------------------------------

@@ -127,7 +127,11 @@ def curl(video: Video, base_url: str) -> str:
             ("size", video.size),
             ("seconds", video.seconds),
         ]
-    fields += [(name, str(value)) for name, value in _extras(video).items()]
+    for name, value in _extras(video).items():
+        if isinstance(value, list):  # a list of objects, bracketed as the SDK sends one
+            fields += [(f"{name}[][{k}]", str(v)) for item in value for k, v in item.items()]
+        else:
+            fields.append((name, str(value)))
     command = _curl_line(url, fields, " \\\n  ")
     if video.kind == "create" and video.input_path:
         command += " \\\n  -F input_reference=@first-frame.png"
