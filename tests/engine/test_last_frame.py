@@ -91,7 +91,8 @@ def test_the_denoiser_sees_the_last_frame_at_the_end_of_the_video(engine):
     (16 + 4 + 16 channels): the last frame is marked given and differs with the image, while
     the frames before it see nothing of it."""
     engine.generate(between(picture(1), frames=9))  # loads the pipeline
-    pipe = next(p for p in engine.pipelines._views.values() if p.transformer.config.image_dim)
+    views = engine.pipelines._views.values()  # the session engine holds other models too
+    pipe = next(p for p in views if p.transformer.config.get("image_dim"))
     inputs: list[torch.Tensor] = []
 
     def keep(module, args, kwargs):
