@@ -143,6 +143,17 @@ def test_video_to_video_reports_the_steps_it_really_runs(engine):
     assert totals == {4}
 
 
+def test_a_light_remix_on_few_steps_still_denoises_one_step(engine):
+    # int(2 × 0.3) is 0: without a floor the pipeline would run no step and fail.
+    source = np.zeros((9, 96, 160, 3), np.uint8)
+    reports = []
+    result = engine.generate(
+        request("tiny", video=source, steps=2, strength=0.3), on_progress=reports.append
+    )
+    assert len(result.frames) == 9
+    assert {r.steps for r in reports if r.stage is Stage.DENOISING and r.step} == {1}
+
+
 def test_cancel_stops_within_a_step_and_skips_decoding(engine):
     token = CancelToken()
     reports = []

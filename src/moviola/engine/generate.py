@@ -264,7 +264,9 @@ class Engine:
                 last_image=last_image,
                 video=video,
                 # "Add sound" keeps every frame of the source: nothing of it is re-noised.
-                strength=0.0 if p.keeps_picture else p.strength,
+                # Otherwise pipelines denoise int(steps × strength) steps: at least one, or a
+                # light remix on few steps would run none and fail on an empty latent.
+                strength=0.0 if p.keeps_picture else max(p.strength, 1 / p.steps),
                 reference_images=references,
             )
             # Fetched per segment, not held: a chain model loaded in its place frees this one.
