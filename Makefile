@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The npm packages the Studio's page checks run (axe-core, Lighthouse), pinned by the lock file.
+NODE_STAMP := node_modules/.installed
 # Without an NVIDIA GPU (CI, laptops, this kind of server) pin the CPU build of torch: an
 # unpinned torch pulls several GB of CUDA packages. With a GPU, pip picks the normal build.
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
@@ -17,7 +19,11 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
-# The Debian packages the tests drive (Chromium, PostgreSQL, a font), installed when missing;
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# The Debian packages the tests drive (Chromium, PostgreSQL, a font, Node), installed when missing;
 # with all of them there it only looks at a few files. `moviola serve` needs none of them.
 system-deps:
 	scripts/system-deps
@@ -25,7 +31,7 @@ system-deps:
 run: setup
 	$(BIN)/moviola serve
 
-test: setup system-deps
+test: setup system-deps $(NODE_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
@@ -51,4 +57,4 @@ bench: setup
 	$(BIN)/python benchmarks/gpu.py --tiny
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache src/*.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache .import_linter_cache src/*.egg-info
