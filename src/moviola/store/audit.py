@@ -31,6 +31,18 @@ ACTIONS = (
     "download",
     "delete",
     "moderation",
+    "rate",
+    "project.create",
+    "project.update",
+    "project.delete",
+    "project.add_item",
+    "project.remove_item",
+    "conversation.create",
+    "conversation.delete",
+    "conversation.action",
+    "assistant.prompt",
+    "assistant.storyboard",
+    "assistant.turn",
 )
 FIELDS = ("id", "at", "time", "actor", "action", "video_id", "detail")
 LOCAL = "local"  # how the keyless loopback user (actor None) is shown and filtered

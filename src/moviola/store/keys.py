@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,13 +23,33 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(sessions: sessionmaker[Session], name: str) -> tuple[ApiKey, str]:
-    """A new key and its secret; the secret is not kept and cannot be shown again."""
+def create_key(
+    sessions: sessionmaker[Session],
+    name: str,
+    *,
+    before_commit: Callable[[Session, ApiKey], None] | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its secret; the secret is not kept and cannot be shown again.
+    `before_commit` does what must happen with the key, in its transaction (adopting the
+    keyless library: `moviola.store.adoption`)."""
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id=new_id("key"), name=name, prefix=secret[:12], secret_hash=_hash(secret))
     with sessions.begin() as session:
         session.add(key)
+        if before_commit is not None:
+            session.flush()
+            before_commit(session, key)
     return key, secret
+
+
+def live_key(sessions: sessionmaker[Session], key_id: str) -> ApiKey | None:
+    """The live key with id (or shown prefix) `key_id`."""
+    with sessions() as session:
+        return session.execute(
+            select(ApiKey).where(
+                (ApiKey.id == key_id) | (ApiKey.prefix == key_id), ApiKey.revoked_at.is_(None)
+            )
+        ).scalar()
 
 
 def verify(sessions: sessionmaker[Session], secret: str) -> ApiKey | None:

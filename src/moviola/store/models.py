@@ -11,7 +11,18 @@ import secrets
 import time
 from typing import Any, ClassVar, TypedDict
 
-from sqlalchemy import JSON, BigInteger, Boolean, Dialect, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Dialect,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -146,6 +157,9 @@ class Video(Base):
     status: Mapped[VideoStatus] = mapped_column(_StrEnum(VideoStatus), default=VideoStatus.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str | None] = mapped_column(String(32))
+    # What a running job is doing now (see `moviola.jobs.live`): its stage and step, when they
+    # began, its latest preview; written with its heartbeats, null while it is not running.
+    live: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     model: Mapped[str] = mapped_column(String(200))  # as the client named it
     engine_model: Mapped[str] = mapped_column(String(500))  # the catalogue id it resolved to
@@ -169,7 +183,9 @@ class Video(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[float | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[float | None]  # deleted: invisible at once, files removed by the sweeper
+    # In the trash: invisible at once, restorable until `purged_at` (files removed then).
+    deleted_at: Mapped[float | None] = mapped_column(index=True)
+    purged_at: Mapped[float | None]
 
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -183,10 +199,19 @@ class Video(Base):
     origin: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The C2PA content credentials read from or written into the file, and their validation.
     credentials: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The creator's verdict: 1 thumbs up, -1 thumbs down, null not rated.
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_note: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[float | None]
+    # When the assistant rewrote the prompt: the prompt as typed, and the other versions offered.
+    original_prompt: Mapped[str | None] = mapped_column(Text)
+    prompt_variants: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_videos_status_seq", "status", "seq"),
         Index("ix_videos_owner_seq", "owner", "seq"),
+        # A model's recent completed runs: the history time estimates go by (jobs/eta.py).
+        Index("ix_videos_engine_model_status_seq", "engine_model", "status", "seq"),
     )
 
 
@@ -250,3 +275,85 @@ class AuditRetention(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     cutoff: Mapped[float] = mapped_column(default=0.0)
+
+
+class Project(Base):
+    """A named collection of a creator's conversations, videos and characters, with notes."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(default=now)
+    updated_at: Mapped[float] = mapped_column(default=now)
+    deleted_at: Mapped[float | None]
+
+
+class ProjectItem(Base):
+    """One thing in a project: a video, a character or a conversation, by id."""
+
+    __tablename__ = "project_items"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # video, character, conversation
+    item_id: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[float] = mapped_column(default=now)
+
+    __table_args__ = (UniqueConstraint("project_id", "kind", "item_id", name="uq_project_items"),)
+
+
+class Conversation(Base):
+    """A conversation with the assistant. History too long for the model's context is folded
+    into `summary`, which covers every message up to `summary_through` (a message seq)."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    summary_through: Mapped[int] = mapped_column(Integer, default=0)  # 0: nothing folded yet
+    created_at: Mapped[float] = mapped_column(default=now)
+    updated_at: Mapped[float] = mapped_column(default=now)
+    deleted_at: Mapped[float | None]
+
+
+class Message(Base):
+    """One message of a conversation, in the order `seq` (1, 2, … per conversation)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(64))  # indexed by (it, seq)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # user, assistant, system
+    content: Mapped[str] = mapped_column(Text, default="")
+    # The page the user was on when they wrote it: page, prompt, video id …
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An action the assistant proposed ({"type": "fill_prompt", "prompt": …}) and its `state`:
+    # proposed, confirmed or dismissed.
+    action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(default=now)
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    )
+
+
+class ShareLink(Base):
+    """An unlisted link to a finished video's read-only page. The link's token is this id
+    signed with the server's share secret (`moviola.studio.share_tokens`), so it is never
+    stored and can be shown again to the video's owner."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    video_id: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # the video's owner
+    created_at: Mapped[float] = mapped_column(default=now)
+    expires_at: Mapped[float | None]  # None: never
+    revoked_at: Mapped[float | None]
