@@ -89,10 +89,16 @@ class Settings(BaseSettings):
     max_queued_per_key: int = 100
     requests_per_minute: int = 0  # per key; 0: unlimited
     retention_hours: float = 0  # 0: keep videos until deleted
+    # A deleted video waits in the trash, restorable, this long; then its files go (0: at the
+    # sweeper's next pass).
+    trash_days: float = Field(default=7.0, ge=0)
     poll_after_ms: int = 1000
     fetch_private_urls: bool = False  # may image_url point at this machine or a private net?
     image_url_timeout_s: float = 20.0  # the whole fetch of an image_url: connect, redirects, body
     min_free_disk_bytes: int = 512 * 1024**2  # below this at the data dir, no new work starts
+    # Model installs (Settings → Models, `moviola models pull`): at most this many bytes a
+    # second, to leave a shared connection some room (0: as fast as it goes).
+    install_max_bytes_per_s: float = Field(default=0, ge=0)
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: str | None = None  # whsec_… (Standard Webhooks)
     webhook_max_attempts: int = 12  # about a day of retries, then the event is left
@@ -122,6 +128,19 @@ class Settings(BaseSettings):
     ray_actors: int = 1  # render actors to keep: one per GPU of the cluster
     ray_gpus_per_actor: float = 1.0  # 0: CPU-only actors
     ray_cpus_per_actor: float = 1.0
+
+    # The creative assistant's chat backend (docs/assistant.md): this server's own chat worker
+    # running `assistant_model` from the catalogue, or, with a base URL, any OpenAI-compatible
+    # server (Ollama, vLLM, LM Studio, llama.cpp, OpenAI) and the model name it knows.
+    assistant_base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1; None: local worker
+    # Qwen3 1.7B: about 4 GB in bf16, so it sits beside a video model on a 24 GB card (the 4B
+    # takes twice that), and with constrained decoding its JSON is always well-formed.
+    assistant_model: str = "qwen3-1.7b"
+    assistant_api_key: str | None = None  # sent as the bearer token to assistant_base_url
+    assistant_timeout_s: float = 30.0  # first streamed byte, or a whole reply, within this
+    assistant_context_tokens: int = 8192  # the remote model's context window
+    assistant_device: str = "auto"  # where the local chat model runs: auto, cpu, cuda, cuda:1
+    assistant_max_script_chars: int = 100_000  # the longest script → storyboard input
 
     # Import
     max_import_bytes: int = 4 * 1024**3  # most one file downloaded by `import --from-api` may be

@@ -60,6 +60,21 @@ class ServiceUnavailableError(MoviolaError):
     code = "service_unavailable"
 
 
+class AssistantUnavailableError(ServiceUnavailableError):
+    """The assistant's chat backend (this server's chat worker, or the operator's
+    OpenAI-compatible server) is not ready, cannot be reached, failed, or missed its deadline.
+    The message names the backend and why; the API answers 503."""
+
+    code = "assistant_unavailable"
+
+
+class AssistantInvalidOutputError(MoviolaError):
+    """The assistant's model kept answering in a shape Moviola cannot use (JSON that does not
+    match the schema), after being shown its mistake and asked again: the API answers 502."""
+
+    code = "assistant_invalid_output"
+
+
 class SigningError(MoviolaError):
     """Content credentials could not be signed: the signing identity needs the operator's
     attention; another attempt would fail the same way."""

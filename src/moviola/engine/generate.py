@@ -31,7 +31,14 @@ from moviola.engine.loading import PipelineCache, Placement, TiledRetry, resolve
 from moviola.engine.loras import LoraUse
 from moviola.engine.memory import MemoryPlan
 from moviola.engine.meter import DeviceMeter
-from moviola.engine.progress import CancelToken, ProgressCallback, ProgressTracker, Stage
+from moviola.engine.preview import Previewer
+from moviola.engine.progress import (
+    PREVIEW_EVERY_S,
+    CancelToken,
+    ProgressCallback,
+    ProgressTracker,
+    Stage,
+)
 from moviola.engine.references import as_images
 from moviola.engine.request import AudioMode, GenerationRequest, Plan, SoundKind, plan
 from moviola.engine.soundtrack import Soundtracks
@@ -104,6 +111,8 @@ class Engine:
         self._call_memory: MemoryPlan | None = None  # the plan of the pipeline called next
         self._folder_sizes: dict[Path, tuple[float, dict[str, float]]] = {}
         self._busy = threading.Lock()
+        # How often a generation with someone listening reports a preview of its latents.
+        self.preview_every_s = PREVIEW_EVERY_S
 
     def check_speed_settings(self) -> attention.Choice:
         """Resolve this engine's speed settings on its device: an attention backend that is
@@ -175,7 +184,8 @@ class Engine:
         # "Add sound" with a soundtrack keeps the picture and never runs the video model.
         renders = not (p.keeps_picture and soundtrack)
         meter = DeviceMeter(self.placement.resolved_device())
-        tracker = ProgressTracker(on_progress, len(p.segments) * renders + soundtrack, meter)
+        segments = len(p.segments) * renders + soundtrack
+        tracker = ProgressTracker(on_progress, segments, meter, self.preview_every_s)
         tracker.enter(Stage.LOADING)
         cancel.raise_if_cancelled()
         self.last_memory, self._retries = None, []
@@ -371,23 +381,41 @@ class Engine:
         if spec.sigmas is not None and call.steps == len(spec.sigmas):
             defaults["sigmas"] = list(spec.sigmas)
         tracker.enter(Stage.ENCODING_PROMPT, segment=segment)
-        state = {"denoising": False}
+        state = {"denoising": False, "step": 0, "steps": call.steps}
+        previewer: Previewer | None = None
 
-        def before_forward(module: Any, args: Any) -> None:
+        def before_forward(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
             # The first denoiser call marks the end of prompt encoding; every call is a chance
-            # to stop (with CFG there are two per step).
+            # to stop (with CFG there are two per step), and, now and then, to show the
+            # latents as they stand.
+            nonlocal previewer
             cancel.raise_if_cancelled()
             if not state["denoising"]:
                 state["denoising"] = True
                 tracker.enter(Stage.DENOISING, segment=segment, steps=call.steps)
+            step, steps = state["step"], state["steps"]
+            if tracker.preview_due(segment, step, steps):
+                if previewer is None:
+                    previewer = Previewer(pipe, call.width, call.height, call.frames)
+                latents = kwargs.get("hidden_states", args[0] if args else None)
+                image = previewer.frame(latents)
+                if image is not None:
+                    tracker.preview(segment, step, image)
 
         def on_step(step: int, total: int) -> None:
+            state["step"], state["steps"] = step, total
             tracker.step(segment, step, total)
             cancel.raise_if_cancelled()  # before the VAE decode, which is costly
             if step >= total:
                 tracker.enter(Stage.DECODING, segment=segment, step=step, steps=total)
 
-        hook = pipe.transformer.register_forward_pre_hook(before_forward)
+        # Wan 2.2 A14B hands the low-noise steps to a second expert, `transformer_2`.
+        denoisers = [pipe.transformer, getattr(pipe, "transformer_2", None)]
+        hooks = [
+            d.register_forward_pre_hook(before_forward, with_kwargs=True)
+            for d in denoisers
+            if d is not None
+        ]
         pipe.progress_bar = _StepReporter.factory(on_step)
         speed_undo = ExitStack()  # what the speed preset switched on, switched off after
         try:
@@ -398,7 +426,8 @@ class Engine:
         except Exception as err:  # the model's own failure: say which, keep the cause
             raise GenerationError(f"{spec.id} failed while generating: {err}") from err
         finally:
-            hook.remove()
+            for hook in hooks:
+                hook.remove()
             pipe.__dict__.pop("progress_bar", None)
             # An exception skips the pipeline's own release of offloaded weights.
             if hasattr(pipe, "maybe_free_model_hooks"):

@@ -73,10 +73,14 @@ class Weighted(Protocol):
     def repo_id(self) -> str | None: ...
 
 
-def find_weights(spec: Weighted, models_dir: Path | None) -> Path | None:
+def find_weights(
+    spec: Weighted, models_dir: Path | None, *, marker: str = "model_index.json"
+) -> Path | None:
+    """`<models_dir>/<id>/` when it holds `marker` (a diffusers pipeline's model_index.json; a
+    transformers model's config.json), else the Hugging Face cache's snapshot of the repo."""
     if models_dir is not None:
         local = Path(models_dir) / spec.id
-        if (local / "model_index.json").is_file():
+        if (local / marker).is_file():
             return local
     if spec.repo_id is None:
         return None  # a test model: built in code

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from moviola.engine.errors import GenerationCancelled
 
@@ -24,7 +24,10 @@ class Stage(str, Enum):
 
 @dataclass(frozen=True)
 class Progress:
-    """One report. `fraction` runs 0→1 over the engine's whole work for a request."""
+    """One report. `fraction` runs 0→1 over the engine's whole work for a request.
+
+    While denoising, a report may carry `preview`: the current latents as a small picture
+    (uint8 H×W×3 at the latent grid's size; see `moviola.engine.preview`)."""
 
     stage: Stage
     fraction: float
@@ -32,6 +35,7 @@ class Progress:
     steps: int = 0
     segment: int = 0
     segments: int = 1
+    preview: Any = field(default=None, compare=False, repr=False)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -48,6 +52,11 @@ class Meter(Protocol):
 _LOADING_SHARE = 0.05
 _ENCODE_END = 0.03
 _DENOISE_END = 0.93
+
+# A preview of the latents at most this often, and no more than about ten per segment: each
+# costs a small projection and a copy to the host, nothing a step would notice.
+PREVIEW_EVERY_S = 2.0
+PREVIEWS_PER_SEGMENT = 10
 
 
 class CancelToken:
@@ -79,7 +88,11 @@ class ProgressTracker:
     """Turns per-segment, per-step events into overall fractions and per-stage timings."""
 
     def __init__(
-        self, callback: ProgressCallback | None, segments: int, meter: Meter | None = None
+        self,
+        callback: ProgressCallback | None,
+        segments: int,
+        meter: Meter | None = None,
+        preview_every_s: float = PREVIEW_EVERY_S,
     ):
         self._callback = callback
         self.segments = max(1, segments)
@@ -88,6 +101,9 @@ class ProgressTracker:
         self._meter = meter
         self._stage: Stage | None = None
         self._since = time.perf_counter()
+        self._preview_every_s = preview_every_s
+        self._preview_at: tuple[int, int, float] | None = None  # segment, step, when
+        self._preview: Any = None  # made since the last step's report
 
     def _segment_fraction(self, segment: int, within: float) -> float:
         share = (1.0 - _LOADING_SHARE) / self.segments
@@ -118,10 +134,34 @@ class ProgressTracker:
         self._emit(Progress(stage, fraction, step, steps, segment, self.segments))
 
     def step(self, segment: int, step: int, steps: int) -> None:
-        """Report denoising step `step` of `steps` done."""
+        """Report denoising step `step` of `steps` done (with the preview kept since the last
+        report, if any)."""
         within = _ENCODE_END + (_DENOISE_END - _ENCODE_END) * step / max(1, steps)
         fraction = self._segment_fraction(segment, within)
-        self._emit(Progress(Stage.DENOISING, fraction, step, steps, segment, self.segments))
+        preview, self._preview = self._preview, None
+        self._emit(
+            Progress(Stage.DENOISING, fraction, step, steps, segment, self.segments, preview)
+        )
+
+    def preview_due(self, segment: int, step: int, steps: int) -> bool:
+        """Whether a preview of the latents after `step` steps is wanted now: someone listens,
+        a step has been taken, and the last preview is both `preview_every_s` and a tenth of
+        the segment's steps old."""
+        if self._callback is None or step < 1:
+            return False
+        if self._preview_at is None:
+            return True
+        last_segment, last_step, last_time = self._preview_at
+        if time.perf_counter() - last_time < self._preview_every_s:
+            return False
+        every = max(1, steps // PREVIEWS_PER_SEGMENT)
+        return segment != last_segment or step - last_step >= every
+
+    def preview(self, segment: int, step: int, image: Any) -> None:
+        """Keep a preview of the latents after `step` steps (see `preview_due`): it rides on
+        the next step's report, so previews add no report of their own."""
+        self._preview_at = (segment, step, time.perf_counter())
+        self._preview = image
 
     def _emit(self, progress: Progress) -> None:
         if self._callback is not None:

@@ -224,6 +224,7 @@ def _shot_progress(
     def report(p: Progress) -> None:
         if p.stage is Stage.DONE:  # the shot is done, not the storyboard
             return
-        on_progress(Progress(p.stage, offset + p.fraction * share, p.step, p.steps, index, count))
+        fraction = offset + p.fraction * share
+        on_progress(dataclasses.replace(p, fraction=fraction, segment=index, segments=count))
 
     return report

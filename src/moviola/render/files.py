@@ -249,10 +249,7 @@ def _engine_share(on_progress: ProgressCallback | None) -> ProgressCallback | No
 
     def report(p: Progress) -> None:
         if p.stage is not Stage.DONE:
-            scaled = Progress(
-                p.stage, p.fraction * (1 - WRITING_SHARE), p.step, p.steps, p.segment, p.segments
-            )
-            on_progress(scaled)
+            on_progress(dataclasses.replace(p, fraction=p.fraction * (1 - WRITING_SHARE)))
 
     return report
 
