@@ -133,7 +133,7 @@ def test_cancel_makes_the_heartbeat_answer_stop(sessions):
     job_id = add(sessions)
     queue.claim(sessions, "w")
     assert queue.heartbeat(sessions, job_id, "w").keep_going
-    queue.cancel(sessions, job_id)
+    queue.cancel(sessions, job_id, None)
     assert not queue.heartbeat(sessions, job_id, "w", progress=30).keep_going
     assert not queue.complete(sessions, job_id, "w", files={}, result={})
 

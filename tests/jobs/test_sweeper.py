@@ -136,8 +136,12 @@ def test_without_retention_nothing_expires(tmp_path, sessions, blobs):
     assert blobs.path(video_id, "video").is_file()
 
 
-def test_deleted_videos_lose_their_folders_unless_their_job_is_running(tmp_path, sessions, blobs):
-    # Rows marked deleted whose files are still there, as a crash right after the mark leaves.
+def test_deleted_videos_keep_their_folders_until_purged_unless_their_job_is_running(
+    tmp_path, sessions, blobs
+):
+    # A deleted video now waits in the trash with its files, restorable: only a purged one's
+    # folder goes. Purged rows whose files are still there are what a crash right after
+    # "delete forever" marked the row leaves.
     completed = finished_video(sessions, blobs)
     queued = new_job(sessions, blobs)
     running = new_job(sessions, blobs)
@@ -149,6 +153,11 @@ def test_deleted_videos_lose_their_folders_unless_their_job_is_running(tmp_path,
     stray.mkdir()
 
     sweep = sweeper(tmp_path, sessions, blobs, retention_hours=0)
+    assert sweep.sweep() == 0  # in the trash: kept
+    assert all(blobs.folder(v).is_dir() for v in (completed, queued, running))
+
+    for video_id in (completed, queued, running):
+        set_row(sessions, video_id, purged_at=time.time())
     assert sweep.sweep() == 2
     assert not blobs.folder(completed).exists()
     assert not blobs.folder(queued).exists()

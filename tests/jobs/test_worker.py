@@ -86,7 +86,7 @@ def test_a_request_that_can_never_succeed_fails_without_retry(store, worker):
     assert not worker.run_one()
 
 
-def test_a_job_deleted_mid_render_stops_within_a_step_and_leaves_no_files(store, worker):
+def test_a_job_deleted_mid_render_stops_within_a_step_and_keeps_only_its_inputs(store, worker):
     _, sessions, blobs, service = store
     # With a first frame to animate, so that its folder already holds a file.
     image = Upload(_png(160, 96), "first.png")
@@ -108,7 +108,9 @@ def test_a_job_deleted_mid_render_stops_within_a_step_and_leaves_no_files(store,
     thread.join(30)
     assert not thread.is_alive()
     assert time.monotonic() - deleted < 5  # within a step (and a heartbeat), not 500 steps
-    assert not blobs.folder(job_id).exists()
+    # Deleted means in the trash, restorable: the attempt's files go, the upload it was made
+    # from stays (to retry it); purging it later removes the folder.
+    assert [p.name for p in blobs.folder(job_id).iterdir()] == ["input.img"]
     job = row(sessions, job_id)
     assert (job.status, job.error_code, job.lease_owner) == ("failed", "cancelled", None)
     with sessions() as session:  # nobody waits for a deleted video: no webhook

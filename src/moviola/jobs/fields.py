@@ -76,7 +76,7 @@ class ObjectList:
 @dataclass(frozen=True)
 class ExtraField:
     name: str  # on the wire and in the row's params
-    type: type[int] | type[float] | type[str] | ObjectList
+    type: type[bool] | type[int] | type[float] | type[str] | ObjectList
     request: str | None  # the GenerationRequest field it sets; None: the service acts on it
     help: str
     kinds: frozenset[VideoKind] = EVERY_KIND
@@ -113,10 +113,21 @@ class ExtraField:
         return parsed
 
 
+_BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
+
+
 def _typed(
-    name: str, kind: type[int] | type[float] | type[str], value: object, param: str | None = None
+    name: str,
+    kind: type[bool] | type[int] | type[float] | type[str],
+    value: object,
+    param: str | None = None,
 ) -> int | float | str:
     try:
+        if kind is bool:
+            # JSON's true and false; a form's (and the SDK's multipart) text for them.
+            if isinstance(value, bool):
+                return value
+            return _BOOLEANS[str(value).strip().lower()]
         if kind is int:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -129,8 +140,8 @@ def _typed(
         if not isinstance(value, str):
             raise TypeError
         return value
-    except (TypeError, ValueError):
-        what = {int: "an integer", float: "a number"}.get(kind, "text")
+    except (TypeError, ValueError, KeyError):
+        what = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "text")
         raise InvalidRequestError(f"{name} must be {what}", param=param or name) from None
 
 
@@ -153,6 +164,19 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         kinds=frozenset({VideoKind.CREATE}),
         inherit=False,
         bounds=(1, MAX_VARIATIONS),
+    ),
+    ExtraField(
+        "enhance_prompt",
+        bool,
+        None,  # the API and the Studio act on it: the assistant writes the prompt first
+        "The assistant writes a detailed prompt from this one (the idea) in the model's style "
+        "before the video is made; the idea is kept (moviola.original_prompt) with the "
+        "written prompt's variants (moviola.prompt_variants).",
+        kinds=frozenset({VideoKind.CREATE}),
+        inherit=False,
+        refused="the prompt writer cannot see the source video, so it would invent a scene "
+        "that fights it; write the change yourself, or ask the assistant in a conversation "
+        "about the video",
     ),
     ExtraField("negative_prompt", str, "negative_prompt", "What the video should not show."),
     ExtraField("num_inference_steps", int, "steps", "Denoising steps.", studio="steps"),

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, TextClause, and_, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from moviola.errors import NotFoundError, TooManyRequestsError
+from moviola.errors import ConflictError, NotFoundError, TooManyRequestsError
 from moviola.store.models import (
     RenderResult,
     StoredFile,
@@ -38,6 +38,10 @@ COMPLETED, FAILED = VideoStatus.COMPLETED, VideoStatus.FAILED
 Fence = ColumnElement[bool] | TextClause
 
 LEASE_S = 15.0  # renewed every LEASE_S / 3 while a job runs
+# The error code (and last stage) of a job stopped on request. On the wire it is a failed
+# video with this code: the Videos API's statuses have no other word for it.
+CANCELLED = "cancelled"
+STOPPED_MESSAGE = "cancelled while it was being made"
 
 
 def enqueue(
@@ -109,28 +113,91 @@ def delete(
     *,
     before_commit: Callable[[Session, Video], None] | None = None,
 ) -> Video:
-    """Mark a video deleted (and a running job cancelled) — once: of two simultaneous deletes,
-    the second finds nothing. Returns the row as it was; `before_commit` records the delete
-    (its audit entry) in the same transaction."""
+    """Move a video to the trash (invisible at once, restorable until purged: see
+    `moviola.jobs.trash`), cancelling it first if it is queued or running — once: of two
+    simultaneous deletes, the second finds nothing. Returns the row as it was; `before_commit`
+    records the delete (its audit entry) in the same transaction."""
     with sessions.begin() as session:
-        video = session.execute(
-            select(Video).where(Video.id == video_id, _owned_by(owner), Video.deleted_at.is_(None))
-        ).scalar()
-        if video is None:
-            raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+        video = _visible(session, video_id, owner)
         deleted = session.execute(
             update(Video)
             .where(Video.id == video_id, Video.deleted_at.is_(None))
-            .values(deleted_at=time.time(), cancel_requested=True)
+            .values(deleted_at=time.time())
             .execution_options(synchronize_session=False)
             .returning(Video.id)
         ).scalar()
         if deleted is None:  # another delete was first
             raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+        _stop(session, video_id, announce=False)  # nobody waits for a deleted video
         if before_commit is not None:
             before_commit(session, video)
         session.expunge(video)
     return video
+
+
+def cancel(
+    sessions: sessionmaker[Session],
+    video_id: str,
+    owner: str | None,
+    *,
+    before_commit: Callable[[Session, Video], None] | None = None,
+) -> None:
+    """Stop a queued or running job and keep its record (its prompt and settings, to retry):
+    a queued job fails at once as `cancelled`; a running one is asked to stop, and its worker
+    closes it so within a step (`abandon`). A finished video, or one already being cancelled,
+    is a 409."""
+    with sessions.begin() as session:
+        video = _visible(session, video_id, owner)
+        if video.status not in (QUEUED, IN_PROGRESS) or video.cancel_requested:
+            state = "being cancelled" if video.cancel_requested else video.status
+            raise ConflictError(
+                f"video {video_id} is {state}: only a queued or running job can be cancelled",
+                param="video_id",
+            )
+        if not _stop(session, video_id, announce=True):
+            raise ConflictError(f"video {video_id} finished meanwhile", param="video_id")
+        if before_commit is not None:
+            before_commit(session, video)
+
+
+def _visible(session: Session, video_id: str, owner: str | None) -> Video:
+    video = session.execute(
+        select(Video).where(Video.id == video_id, _owned_by(owner), Video.deleted_at.is_(None))
+    ).scalar()
+    if video is None:
+        raise NotFoundError(f"no video with id {video_id!r}", param="video_id")
+    return video
+
+
+def _stop(session: Session, video_id: str, *, announce: bool) -> bool:
+    """Cancel a job if it is queued (closed at once, `video.failed` sent if `announce`) or
+    running (asked to stop); False when it was neither."""
+    stopped = session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.status == QUEUED)
+        .values(
+            status=FAILED,
+            stage=CANCELLED,
+            error_code=CANCELLED,
+            error_message="cancelled before it started",
+            completed_at=time.time(),
+            cancel_requested=True,
+        )
+        .execution_options(synchronize_session=False)
+        .returning(Video.id)
+    ).scalar()
+    if stopped is not None:
+        if announce:
+            _event(session, "video.failed", video_id)
+        return True
+    asked = session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.status == IN_PROGRESS)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+        .returning(Video.id)
+    ).scalar()
+    return asked is not None
 
 
 @dataclass(frozen=True)
@@ -168,6 +235,7 @@ def claim(
                 attempts=Video.attempts + 1,
                 started_at=now,
                 stage="queued",
+                live=None,
             )
             .returning(Video.id)
         ).scalar()
@@ -183,14 +251,18 @@ def heartbeat(
     *,
     progress: int | None = None,
     stage: str | None = None,
+    live: dict[str, Any] | None = None,
     lease_s: float | None = None,
 ) -> Heartbeat:
+    """Renew the lease, with progress, stage and `live` (see `moviola.jobs.live`) if given."""
     lease_s = LEASE_S if lease_s is None else lease_s
     values: dict[str, Any] = {"lease_expires_at": time.time() + lease_s}
     if progress is not None:
         values["progress"] = max(0, min(99, progress))  # 100 only once the files are in place
     if stage is not None:
         values["stage"] = stage
+    if live is not None:
+        values["live"] = live
     with sessions.begin() as session:
         row = session.execute(
             update(Video)
@@ -227,6 +299,7 @@ def complete(
                 status=COMPLETED,
                 progress=100,
                 stage="done",
+                live=None,
                 completed_at=time.time(),
                 files=files,
                 result=result,
@@ -287,10 +360,11 @@ def recover(
 
 
 def abandon(sessions: sessionmaker[Session], job_id: str, worker: str) -> None:
-    """A worker stopped a job that was cancelled or deleted: close it at once (no retry, no
-    webhook: nobody is waiting for it) instead of leaving it held until its lease runs out."""
+    """A worker stopped a job that was cancelled (or deleted, which cancels it): close it at
+    once as `cancelled`, no retry, instead of leaving it held until its lease runs out. A
+    cancelled job's waiters hear of it (`video.failed`); nobody waits for a deleted one."""
     with sessions.begin() as session:
-        session.execute(
+        closed = session.execute(
             update(Video)
             .where(
                 Video.id == job_id,
@@ -300,21 +374,18 @@ def abandon(sessions: sessionmaker[Session], job_id: str, worker: str) -> None:
             )
             .values(
                 status=FAILED,
-                stage="cancelled",
-                error_code="cancelled",
-                error_message="the video was deleted while it was being made",
+                stage=CANCELLED,
+                error_code=CANCELLED,
+                error_message=STOPPED_MESSAGE,
                 completed_at=time.time(),
                 lease_owner=None,
                 lease_expires_at=None,
+                live=None,
             )
-        )
-
-
-def cancel(sessions: sessionmaker[Session], job_id: str) -> None:
-    """Ask for a job to stop; a queued job is never picked up, a running one stops within a
-    step (its worker sees this at its next heartbeat)."""
-    with sessions.begin() as session:
-        session.execute(update(Video).where(Video.id == job_id).values(cancel_requested=True))
+            .returning(Video.deleted_at)
+        ).first()
+        if closed is not None and closed.deleted_at is None:
+            _event(session, "video.failed", job_id)
 
 
 def _release(
@@ -341,8 +412,21 @@ def _finish_attempt(
     meanwhile (a worker completed it). The write is conditional on what was read: SQLite takes
     no row lock for a SELECT, so an unconditional write could undo a completion."""
     attempts = job.attempts - given_back
-    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "attempts": attempts}
-    if retry and attempts < job.max_attempts and not job.cancel_requested:
+    values: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": attempts,
+        "live": None,
+    }
+    if retry and job.cancel_requested:  # asked to stop: what ended the attempt is moot
+        values.update(
+            status=FAILED,
+            stage=CANCELLED,
+            error_code=CANCELLED,
+            error_message=STOPPED_MESSAGE,
+            completed_at=time.time(),
+        )
+    elif retry and attempts < job.max_attempts:
         values.update(status=QUEUED, progress=0, stage=None)
     else:
         if retry and attempts >= job.max_attempts:

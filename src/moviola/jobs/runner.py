@@ -160,10 +160,11 @@ class JobRunner:
     def discard(self, job_id: str, attempt: str) -> None:
         """Remove this attempt's files, unless the row points at them (an executor deposed
         without knowing it may have lost the race to complete the job to the one that took
-        over) or they are a blocked video's, kept for admins. A deleted video goes whole."""
+        over) or they are a blocked video's, kept for admins. A purged video goes whole (one in
+        the trash keeps its inputs, to be restored)."""
         with self.sessions() as session:
             row = session.get(Video, job_id)
-        if row is None or row.deleted_at is not None:
+        if row is None or row.purged_at is not None:
             self.blobs.remove(job_id)
             return
         folder = self.blobs.attempt_folder(job_id, attempt)

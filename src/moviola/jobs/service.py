@@ -43,6 +43,7 @@ from moviola.jobs.fields import BY_NAME, fields_for, parse_extras
 from moviola.jobs.moderation import PromptPolicy, quarantine
 from moviola.jobs.references import References, gather, reference_suffix
 from moviola.jobs.requests import Inputs, generation_request
+from moviola.jobs.trash import Trash
 from moviola.media.sniff import HEAD_BYTES, sniff
 from moviola.render.frame_check import BLOCKED, ModerationBlocked
 from moviola.store import audit
@@ -89,6 +90,7 @@ class VideoService:
         self.blobs = blobs
         self.policy = PromptPolicy(settings)
         self.characters = Characters(settings, sessions, blobs)
+        self.trash = Trash(settings, sessions, blobs)
 
     # --- creating ------------------------------------------------------------------------
 
@@ -105,13 +107,30 @@ class VideoService:
         extras: dict[str, object] | None = None,
         characters: Sequence[Any] | None = None,
         reference_images: Sequence[Upload] | None = None,
+        original_prompt: str | None = None,
+        prompt_variants: Sequence[str] | None = None,
     ) -> Video:
         """One video, or with `n` in `extras` that many variations of it: one group of jobs
         with consecutive seeds, checked and queued together; the first is returned.
         `characters` (ids, each named in the prompt) and `reference_images` (1–3 uploads)
-        condition it through the model's reference model (see `moviola.engine.references`)."""
+        condition it through the model's reference model (see `moviola.engine.references`).
+        A `prompt` the assistant wrote (`enhance_prompt`) comes with the `original_prompt` it
+        was written from and its `prompt_variants`, kept on the video."""
         params = parse_extras(extras or {}, VideoKind.CREATE)
         count = int(params.pop("n", 1))  # type: ignore[arg-type]  # an int field
+        if params.pop("enhance_prompt", False) and original_prompt is None:
+            # The front ends run the prompt writer before they call here (this layer cannot):
+            # one that did not would have the option silently ignored.
+            raise InvalidRequestError(
+                "enhance_prompt needs the assistant to write the prompt first; this front end "
+                "did not",
+                param="enhance_prompt",
+            )
+        written = (
+            {"original_prompt": original_prompt, "prompt_variants": list(prompt_variants or [])}
+            if original_prompt is not None
+            else {}
+        )
         return self._submit(
             caller,
             kind=VideoKind.CREATE,
@@ -125,6 +144,7 @@ class VideoService:
             count=count,
             characters=characters,
             reference_images=reference_images,
+            row_fields=written,
         )
 
     def vary(self, caller: Caller, video_id: str, *, n: object = 2) -> Video:
@@ -133,17 +153,27 @@ class VideoService:
         seeds. A storyboard is one job of many shots and is not varied."""
         count = int(BY_NAME["n"].parse(n))  # type: ignore[arg-type]  # an int field
         video = self._finished(caller, video_id, "vary")
+        return self._again(caller, video, count=count, same=False)
+
+    def _again(self, caller: Caller, video: Video, *, count: int, same: bool) -> Video:
+        """`video`'s request again: `count` variations with new seeds, or (`same`) exactly
+        the request it was, seed and sound included."""
         kind = VideoKind(video.kind)
-        if kind is VideoKind.STORYBOARD:
-            raise InvalidRequestError(
-                "a storyboard cannot be varied: make it again from the Storyboard page",
-                param="video_id",
-            )
         asked = video.params or {}
         made_as = VideoKind.CREATE if kind is VideoKind.IMPORT else kind
-        params: dict[str, Any] = {
-            k: v for k, v in _inherited(asked, made_as).items() if k != "seed"
-        }
+        action = "retry" if same else "vary"
+        if kind is VideoKind.STORYBOARD:
+            if not same:
+                raise InvalidRequestError(
+                    "a storyboard cannot be varied: make it again from the Storyboard page",
+                    param="video_id",
+                )
+            return self._storyboard_again(caller, video)
+        params: dict[str, Any]
+        if same:
+            params = _asked(asked, made_as)
+        else:
+            params = {k: v for k, v in _inherited(asked, made_as).items() if k != "seed"}
         if kind in (VideoKind.CREATE, VideoKind.IMPORT):
             return self._submit(
                 caller,
@@ -170,7 +200,7 @@ class VideoService:
         if kind is VideoKind.REMIX:
             if not video.remixed_from_video_id:
                 raise ConflictError("the source of this remix is not known", param="video_id")
-            original = self._finished(caller, video.remixed_from_video_id, "vary")
+            original = self._finished(caller, video.remixed_from_video_id, action)
             return self._submit(
                 caller,
                 kind=kind,
@@ -185,7 +215,7 @@ class VideoService:
             )
         source: Video | Upload
         if video.source_video_id:
-            source = self._finished(caller, video.source_video_id, "vary")
+            source = self._finished(caller, video.source_video_id, action)
         else:
             source = self._kept_input(video, video.input_path)
         if kind is VideoKind.EXTEND:
@@ -200,6 +230,29 @@ class VideoService:
             params=params,
             source=source,
             count=count,
+        )
+
+    def _storyboard_again(self, caller: Caller, video: Video) -> Video:
+        """A storyboard's request again: its shots (with their images), model, size and
+        settings."""
+        asked = video.params or {}
+        shots = [
+            Shot(
+                prompt=shot.get("prompt"),
+                seconds=shot.get("seconds"),
+                image=self._kept_input(video, self.blobs.input_path(video.id, shot_image_suffix(i)))
+                if shot.get("image")
+                else None,
+            )
+            for i, shot in enumerate(asked.get("shots") or [])
+        ]
+        return self.storyboard(
+            caller,
+            shots=shots,
+            model=self._model_of(video),
+            size=video.size,
+            extras=_asked(asked, VideoKind.STORYBOARD),
+            characters=asked.get("characters") or None,
         )
 
     def remix(
@@ -432,10 +485,10 @@ class VideoService:
         return rows[:limit], len(rows) > limit
 
     def delete(self, caller: Caller, video_id: str) -> None:
-        """Gone at once for every reader; a running job stops within a step; files removed —
-        except a blocked video's, which move to the admins' quarantine (first: a crash
-        before the row is marked leaves them safe, never a deleted row's folder the sweeper
-        would remove). Of simultaneous deletes, one succeeds and the others find nothing."""
+        """To the trash (`moviola.jobs.trash`): gone at once for every reader, its files kept
+        to restore until it is purged; a queued or running job is cancelled first. A blocked
+        video's files move to the admins' quarantine (first: a crash before the row is marked
+        leaves them safe). Of simultaneous deletes, one succeeds and the others find nothing."""
         video = self.get(caller, video_id)
         detail: dict[str, Any] | None = None
         if video.status is VideoStatus.FAILED and video.error_code == BLOCKED:
@@ -445,12 +498,35 @@ class VideoService:
         def record(session: Session, row: Video) -> None:
             self._audit(session, caller, "delete", row.id, detail)
 
-        deleted = queue.delete(self.sessions, video.id, caller.owner, before_commit=record)
-        if deleted.status is not VideoStatus.IN_PROGRESS and detail is None:
-            self.blobs.remove(video.id)
-        # A running job's worker removes the files when it stops (it sees the cancel).
+        queue.delete(self.sessions, video.id, caller.owner, before_commit=record)
 
-    def content(self, caller: Caller, video_id: str, variant: str) -> tuple[Path, str]:
+    def cancel(self, caller: Caller, video_id: str) -> Video:
+        """Stop a queued or running job, keeping it as a `cancelled` record (a failed video
+        with the error code `cancelled`) to retry; returns it as it now is."""
+
+        def record(session: Session, row: Video) -> None:
+            self._audit(session, caller, "cancel", row.id)
+
+        queue.cancel(self.sessions, video_id, caller.owner, before_commit=record)
+        return self.get(caller, video_id)
+
+    def retry(self, caller: Caller, video_id: str) -> Video:
+        """The request of a video that failed or was cancelled, made again as a new video:
+        the same prompt, model, size, length, settings and seed, from the same inputs."""
+        video = self.get(caller, video_id)
+        if video.status is not VideoStatus.FAILED:
+            raise ConflictError(
+                f"cannot retry video {video_id}: it is {video.status}; only a failed or "
+                "cancelled one is retried",
+                param="video_id",
+            )
+        return self._again(caller, video, count=1, same=True)
+
+    def content(
+        self, caller: Caller, video_id: str, variant: str, *, audited: bool = True
+    ) -> tuple[Path, str]:
+        """A completed video's file and its media type; `audited=False` for a reader who is
+        not the caller (a share link's visitor, recorded by its own route)."""
         from moviola.store.blobs import VARIANTS
 
         # A storyboard's shots (`shot_1` …) are served too, as the video is.
@@ -471,7 +547,7 @@ class VideoService:
         path = Path(video.files[variant]["path"])
         if not path.is_file():
             raise NotFoundError(f"the {variant} of {video_id} has expired", param="variant")
-        if variant == "video" or shot:  # not previews: pages fetch those all the time
+        if audited and (variant == "video" or shot):  # not previews: fetched all the time
             with self.sessions.begin() as session:
                 self._audit(session, caller, "download", video_id, {"variant": variant})
         # An imported video is served as the file it is (a GIF, a WebM), under its own type.
@@ -570,8 +646,10 @@ class VideoService:
         count: int = 1,
         characters: Sequence[Any] | None = None,
         reference_images: Sequence[Upload] | None = None,
+        row_fields: dict[str, Any] | None = None,
     ) -> Video:
-        """Check a request whole and queue it, `count` times over with consecutive seeds."""
+        """Check a request whole and queue it, `count` times over with consecutive seeds;
+        `row_fields` are more columns of its rows."""
         settings = self.settings
         prompt = _text(prompt, "prompt", "prompt")
         model = model or DEFAULT_MODEL
@@ -588,9 +666,14 @@ class VideoService:
         inputs = Inputs()
         stored: dict[str, bytes] = {}
         if image is not None:
-            media.load_image(
-                image.data, max_pixels=settings.max_input_pixels, name="input_reference"
-            )
+            try:
+                media.load_image(
+                    image.data, max_pixels=settings.max_input_pixels, name="input_reference"
+                )
+            except InvalidRequestError as err:
+                # Named here, for every caller: the Studio shows it beside the image it chose.
+                err.param = err.param or "input_reference"
+                raise
             inputs = Inputs(image=object())
             stored[IMAGE_SUFFIX] = image.data
         if last_frame is not None:
@@ -669,6 +752,7 @@ class VideoService:
             params={**params, "seed": resolved.seed},
             remixed_from_video_id=remixed_from,
             source_video_id=source.id if isinstance(source, Video) else None,
+            **(row_fields or {}),
         )
         detail = {"model": model, "source_video_id": rows[0].source_video_id or remixed_from}
         return self._enqueue(caller, rows, stored, detail)
@@ -757,7 +841,7 @@ class VideoService:
         on), to make it again."""
         if path is None or not Path(path).is_file():
             raise ConflictError(
-                f"cannot vary video {video.id}: the upload it was made from is gone",
+                f"cannot make video {video.id} again: the upload it was made from is gone",
                 param="video_id",
             )
         return Upload(Path(path).read_bytes(), Path(path).name)
@@ -765,17 +849,21 @@ class VideoService:
     # --- trust: the prompt policy and the audit log ------------------------------------------
 
     def _moderate(self, caller: Caller, kind: VideoKind, prompt: str) -> None:
+        self.moderate(caller, kind.value, prompt)
+
+    def moderate(self, caller: Caller, kind: str, prompt: str, *, param: str = "prompt") -> None:
         """Refuse a prompt the operator's policy blocks, before anything is written; the
-        decision and its reason go to the audit log."""
+        decision and its reason go to the audit log. `kind` says what the text was for (a
+        create, or what the assistant was asked: `assistant.turn` …), `param` its field."""
         if not self.policy.enabled:
             return
         decision = self.policy.check(prompt)
         if decision is None:
             return
         if self.settings.audit:
-            detail = {**decision.as_audit("prompt"), "kind": kind.value, "prompt": prompt[:500]}
+            detail = {**decision.as_audit("prompt"), "kind": kind, "prompt": prompt[:500]}
             audit.record(self.sessions, actor=caller.owner, action="moderation", detail=detail)
-        raise ModerationBlocked(decision.reason, param="prompt")
+        raise ModerationBlocked(decision.reason, param=param)
 
     def _audit(
         self,
@@ -846,6 +934,20 @@ def _inherited(params: dict[str, Any], kind: VideoKind) -> dict[str, Any]:
         except InvalidRequestError:
             continue
     return inherited
+
+
+def _asked(params: dict[str, Any], kind: VideoKind) -> dict[str, Any]:
+    """Every setting a `kind` request was made with, as it was asked (a retry is that request
+    again), leaving out values no longer valid (an import's, a catalogue changed since)."""
+    asked = {}
+    for field in fields_for(kind):
+        if field.name == "n" or params.get(field.name) is None:
+            continue
+        try:
+            asked[field.name] = field.parse(params[field.name], kind)
+        except InvalidRequestError:
+            continue
+    return asked
 
 
 def _text(value: object, param: str, name: str) -> str:

@@ -6,9 +6,11 @@ completed. Its row stays — retrieve still answers, with `expires_at` — but i
 removed and each entry of its `files` gets an `expired_at`; the paths are kept, so `content`
 finds no file and answers that the video has expired.
 
-Deleting is immediate for readers, but the API removes files only after marking the row, and
-a job that was running removes its own when it stops; a crash in between would leave a folder
-behind. The sweeper removes the folder of every deleted video whose job is not in progress.
+A deleted video waits in the trash (`moviola.jobs.trash`) with its files for `trash_days`;
+then each pass marks it purged and removes its folder. "Delete forever" marks the row first
+too, and a job that was running removes its own files when it stops; a crash in between would
+leave a folder behind. The sweeper removes the folder of every purged video whose job is not in
+progress.
 
 A render attempt writes into a sub-folder named after its lease owner. One that ended without
 cleaning up (its worker killed) leaves a whole video there; once the row is no longer in
@@ -45,6 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from moviola.config import Settings
 from moviola.jobs import queue
 from moviola.jobs.periodic import Periodic
+from moviola.jobs.trash import Trash
 from moviola.render.frame_check import BLOCKED
 from moviola.store import audit
 from moviola.store.blobs import Blobs
@@ -73,6 +76,7 @@ class Sweeper(Periodic):
         self.audit_retention_days = settings.audit_retention_days
         self.sessions = sessions
         self.blobs = blobs
+        self.trash = Trash(settings, sessions, blobs)
         super().__init__(interval_s)
 
     def run_pass(self) -> int:
@@ -86,6 +90,13 @@ class Sweeper(Periodic):
         now = time.time()
         if self.retention_s > 0:
             queue.set_expiry(self.sessions, self.retention_s)
+        purged = self.trash.purge_due(now)
+        if purged:
+            log.info(
+                "purged %d videos that were in the trash for %g days",
+                purged,
+                self.trash.keep_s / 86400,
+            )
         folders = self._folders()
         removed = 0
         for start in range(0, len(folders), CHUNK):
@@ -105,9 +116,9 @@ class Sweeper(Periodic):
                         self.blobs.remove(video_id)
                         log.info("removed %s, an upload whose row never came", video_id)
                         removed += 1
-                elif video.deleted_at is not None and video.status != VideoStatus.IN_PROGRESS:
+                elif video.purged_at is not None and video.status != VideoStatus.IN_PROGRESS:
                     self.blobs.remove(video_id)
-                    log.info("removed the files of deleted video %s", video_id)
+                    log.info("removed the files of purged video %s", video_id)
                     removed += 1
                 elif self._expired(video, now):
                     # Recorded first: a crash before the folder goes leaves a folder the next

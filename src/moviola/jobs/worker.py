@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +26,7 @@ from moviola.engine import (
     WeightsNotFoundError,
 )
 from moviola.engine.speed import SpeedSettings
-from moviola.jobs import queue
+from moviola.jobs import live, queue
 from moviola.jobs.gpu_group import GroupEngine, worker_engine
 from moviola.jobs.runner import JobRunner
 from moviola.render.files import render
@@ -119,9 +120,12 @@ class Worker:
         log.info(
             "%s: rendering %s (%s, attempt %d)", self.name, job.id, job.engine_model, job.attempts
         )
-        beat = _Heartbeat(self.sessions, job.id, self.name)
-        with _LeaseKeeper(self.sessions, job.id, self.name):
-            self._process(job, beat)
+        beat = _Heartbeat(self.sessions, job.id, self.name, live.preview_path(self.blobs, job.id))
+        try:
+            with _LeaseKeeper(self.sessions, job.id, self.name):
+                self._process(job, beat)
+        finally:
+            beat.preview.unlink(missing_ok=True)  # the run's previews are done with
 
     def _process(self, job: Video, beat: _Heartbeat) -> None:
         try:
@@ -210,26 +214,36 @@ class _LeaseKeeper:
 
 
 class _Heartbeat:
-    """Throttled progress writes that double as the cancel signal."""
+    """Throttled progress writes that double as the cancel signal. Each carries the job's
+    `live` state (`moviola.jobs.live`); a new stage, segment or preview is written at once."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str):
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, worker: str, preview: Path):
         self.sessions, self.job_id, self.worker = sessions, job_id, worker
+        self.preview = preview
+        self.live = live.LiveState()
         self._last = 0.0
-        self._stage: str | None = None
         self._stop = False
 
     def report(self, progress: Progress) -> None:
         now = time.monotonic()
-        stage = progress.stage.value
-        if stage == self._stage and now - self._last < HEARTBEAT_S:
+        urgent = self.live.update(progress)
+        if progress.preview is not None:
+            try:
+                live.write_preview(self.preview, progress.preview)
+                self.live.previewed()
+                urgent = True
+            except OSError:  # a preview is a nicety: a full disk says so elsewhere
+                log.warning("writing the preview of %s failed", self.job_id, exc_info=True)
+        if not urgent and now - self._last < HEARTBEAT_S:
             return
-        self._last, self._stage = now, stage
+        self._last = now
         beat = queue.heartbeat(
             self.sessions,
             self.job_id,
             self.worker,
             progress=int(progress.fraction * 100),
-            stage=stage,
+            stage=progress.stage.value,
+            live=self.live.snapshot(),
         )
         self._stop = self._stop or not beat.keep_going
 
