@@ -72,3 +72,46 @@ def test_a_manifest_from_a_newer_moviola_is_reported(tmp_path, settings, clip):
     reasons = {o.location: o.reason for o in report.outcomes if o.status == "failed"}
     assert "newer than this Moviola reads" in reasons[str(tmp_path / "out" / "manifest.json")]
     assert report.counts()["imported"] == 1  # the video itself still comes in
+
+
+def test_ratings_travel_with_an_export(tmp_path, settings, clip):
+    from sqlalchemy import select
+
+    from moviola.assistant.projects import Projects
+    from moviola.config import Settings
+    from moviola.store import db
+    from moviola.store.models import Video
+
+    clip(tmp_path / "src" / "liked.mp4", 1)
+    clip(tmp_path / "src" / "disliked.mp4", 2)
+    clip(tmp_path / "src" / "unrated.mp4", 3)
+    run(settings, tmp_path / "src")
+    sessions = db.sessions(db.connect(settings.db_url))
+
+    def by_name(sessions) -> dict[str, Video]:
+        with sessions() as session:
+            rows = session.execute(select(Video)).scalars().all()
+        return {row.origin["location"].rsplit("/", 1)[-1]: row for row in rows}
+
+    made = by_name(sessions)
+    Projects(sessions).rate_video(None, made["liked.mp4"].id, 1, "the light")
+    Projects(sessions).rate_video(None, made["disliked.mp4"].id, -1, None)
+    made = by_name(sessions)
+
+    export(selected(settings, Filters()), tmp_path / "out")
+    document = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    shown = {entry["id"]: (entry["rating"], entry["rating_note"]) for entry in document["videos"]}
+    assert shown[made["liked.mp4"].id] == ("up", "the light")
+    assert shown[made["unrated.mp4"].id] == (None, None)
+
+    again = Settings(data_dir=tmp_path / "again")
+    assert run(again, tmp_path / "out").counts()["imported"] == 3
+    with db.sessions(db.connect(again.db_url))() as session:
+        kept = {row.id: row for row in session.execute(select(Video)).scalars()}
+    for name, rating, note in (
+        ("liked.mp4", 1, "the light"),
+        ("disliked.mp4", -1, None),
+        ("unrated.mp4", None, None),
+    ):
+        row = kept[made[name].id]
+        assert (row.rating, row.rating_note, row.rated_at) == (rating, note, made[name].rated_at)

@@ -19,10 +19,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from moviola import __version__
-from moviola.api import characters, errors, health, models, videos
+from moviola.api import assistant, characters, chat, errors, health, models, projects, videos
 from moviola.api.background import Background
 from moviola.api.ratelimit import RateLimiter
 from moviola.api.schemas import REQUEST_SCHEMAS
+from moviola.assistant.service import Assistant
+from moviola.chat.backend import ChatBackend
 from moviola.config import Settings
 from moviola.jobs import queue
 from moviola.jobs.service import VideoService
@@ -96,6 +98,10 @@ def create_app(
         state.limiter = RateLimiter(settings.requests_per_minute)
         state.key_cache = KeyCache(sessions)
         state.metrics = health.registry(sessions, background.supervisor)
+        # The assistant's chat server (its own worker, or the operator's), for api and studio.
+        state.chat = ChatBackend.from_settings(settings, background.chat)
+        # What the API and the Studio ask of the assistant, through that chat server.
+        state.assistant = Assistant(settings, sessions, state.chat, state.service)
         background.start()
         if on_started is not None:
             on_started(app)
@@ -108,6 +114,7 @@ def create_app(
             yield
         finally:
             background.stop()
+            await state.chat.aclose()
             engine.dispose()
 
     app = FastAPI(
@@ -122,7 +129,10 @@ def create_app(
     # Characters first: /videos/characters/{id} must not be read as /videos/{id}/….
     app.include_router(characters.router)
     app.include_router(videos.router)
+    app.include_router(projects.router)
+    app.include_router(assistant.router)
     app.include_router(models.router)
+    app.include_router(chat.router)
     app.include_router(health.router)
     _document_bodies(app)
     return app

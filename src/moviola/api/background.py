@@ -3,7 +3,8 @@
 - the worker supervisor (`settings.workers` worker processes; 0 for an API-only node whose
   workers run elsewhere on the same database), or with `executor = "ray"` the Ray executor
   (election, and on the elected replica the dispatcher to Ray actors);
-- the webhook dispatcher and the sweeper (retention, deleted files).
+- the webhook dispatcher and the sweeper (retention, deleted files);
+- the assistant's chat worker, when the assistant runs on this server (no assistant_base_url).
 
 Jobs of local workers that die are handed back by the supervisor at once. Expired leases are
 not swept while running: workers renew theirs only between steps, so a long model load or
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from moviola.chat.process import ChatProcess
 from moviola.config import Settings
 from moviola.store.blobs import Blobs
 
@@ -38,11 +40,16 @@ class Background:
             self.supervisor: Any = RayProcess(settings, sessions, blobs)
         else:
             self.supervisor = Supervisor(settings)
+        # The assistant's own chat worker, unless it talks to a server elsewhere.
+        self.chat: ChatProcess | None = None
+        if not settings.assistant_base_url:
+            self.chat = ChatProcess(settings)
         # Stopped in this order: workers first, so that their last events still get sent.
         self._services: list[tuple[str, Any]] = [
             ("workers", self.supervisor),
             ("webhooks", Outbox(settings, sessions)),
             ("sweeper", Sweeper(settings, sessions, blobs)),
+            *([("chat worker", self.chat)] if self.chat is not None else []),
         ]
 
     def start(self) -> None:

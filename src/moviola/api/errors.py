@@ -3,8 +3,9 @@
 `{"error": {"message", "type", "param", "code"}}` with the status the SDK maps: 400
 BadRequestError, 401 AuthenticationError, 404 NotFoundError, 409 ConflictError, 413 (a plain
 APIStatusError), 416 (a download's Range is outside the file), 429 RateLimitError (honouring
-`retry-after`), 500 InternalServerError, 503 (a service the request needs is down: the SDK
-retries it), 507 (the data dir's disk is full, however the write failed: nothing was saved).
+`retry-after`), 500 InternalServerError, 502 (the assistant's model kept answering in a shape
+Moviola cannot use), 503 (a service the request needs is down: the SDK retries it), 507 (the
+data dir's disk is full, however the write failed: nothing was saved).
 Unexpected errors are logged with the request id and answered without internals.
 """
 
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from moviola.engine.errors import WeightsNotFoundError
 from moviola.errors import (
+    AssistantInvalidOutputError,
     ConflictError,
     InsufficientStorageError,
     InvalidRequestError,
@@ -73,6 +75,7 @@ def status_of(err: MoviolaError) -> int:
         (NotFoundError, 404),
         (ConflictError, 409),
         (TooManyRequestsError, 429),
+        (AssistantInvalidOutputError, 502),
         (ServiceUnavailableError, 503),
         (InsufficientStorageError, 507),
     ):
@@ -96,6 +99,9 @@ async def moviola_error(request: Request, err: Exception) -> JSONResponse:
         headers = {"www-authenticate": "Bearer"}
     elif isinstance(err, ServiceUnavailableError):
         kind, headers = "server_error", {"retry-after": "1"}
+    elif isinstance(err, AssistantInvalidOutputError):
+        # Moviola already asked the model again twice; the SDK's own retries would not help.
+        kind, headers = "server_error", {"x-should-retry": "false"}
     elif isinstance(err, InsufficientStorageError):
         return insufficient_storage(request, err, err.message)
     return error_response(

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from moviola.api.auth import authenticate
+from moviola.api.chat import served_chat_models
 from moviola.api.schemas import ErrorResponse
 from moviola.config import Settings
 from moviola.errors import NotFoundError
@@ -83,14 +84,15 @@ def _model(name: str, created: int, owned_by: str) -> dict[str, Any]:
 
 @router.get("/models", response_model=ModelList, summary="List the models this server serves")
 def list_models(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
-    return JSONResponse({"object": "list", "data": served_models(request.app.state.settings)})
+    served = served_models(request.app.state.settings) + served_chat_models(request)
+    return JSONResponse({"object": "list", "data": served})
 
 
 @router.get("/models/{model}", response_model=ModelObject, summary="Retrieve a model")
 def retrieve_model(
     model: str, request: Request, caller: Caller = Depends(authenticate)
 ) -> JSONResponse:
-    for served in served_models(request.app.state.settings):
+    for served in served_models(request.app.state.settings) + served_chat_models(request):
         if served["id"] == model:
             return JSONResponse(served)
     raise NotFoundError(

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
+from moviola.assistant import ratings
 from moviola.jobs.characters import reference_variant
 from moviola.jobs.fields import (
     BY_NAME,
@@ -269,6 +270,12 @@ class MemoryDetails(BaseModel):
     device_bytes: int
 
 
+class RatingDetails(BaseModel):
+    value: Literal["up", "down"] | None = Field(description="Thumbs up or down; null: a note only.")
+    note: str | None
+    at: int = Field(description="When it was rated.")
+
+
 class MoviolaDetails(BaseModel):
     """What Moviola adds to a Video: how it was made and how long each stage took."""
 
@@ -306,6 +313,17 @@ class MoviolaDetails(BaseModel):
     )
     loras: list[dict[str, Any]] | None = Field(
         None, description='The LoRAs it was made with: [{"name", "scale"}]; null for none.'
+    )
+    rating: RatingDetails | None = Field(
+        None, description="The creator's rating (POST /v1/videos/{id}/rating); null: none."
+    )
+    original_prompt: str | None = Field(
+        None,
+        description="With enhance_prompt: the idea as sent; `prompt` is what the assistant "
+        "wrote from it. Null otherwise.",
+    )
+    prompt_variants: list[str] | None = Field(
+        None, description="With enhance_prompt: the other prompts the assistant wrote."
     )
 
 
@@ -444,8 +462,17 @@ def video_object(row: Video, retention_s: float = 0.0) -> dict[str, Any]:
             "group_id": row.group_id,
             "variations": (row.params or {}).get("variations") if row.group_id else None,
             "loras": (row.params or {}).get("loras") or None,
+            "rating": _rating(row),
+            "original_prompt": row.original_prompt,
+            "prompt_variants": row.prompt_variants,
         },
     }
+
+
+def _rating(row: Video) -> dict[str, Any] | None:
+    if row.rated_at is None:
+        return None
+    return {"value": ratings.word(row.rating), "note": row.rating_note, "at": int(row.rated_at)}
 
 
 def _origin(origin: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -144,18 +144,29 @@ async def create_video(request: Request, caller: Caller = Depends(authenticate))
     references = await reference_images.gather(
         reference_files, params.reference_images, state.settings
     )
+    extras = params.extras()
+    prompt, written = params.prompt, None
+    if extras.pop("enhance_prompt", False):
+        # Written here, before the service checks and queues the request: the jobs layer
+        # knows nothing of the assistant. The backend down is a 503, and nothing is queued.
+        written = await state.assistant.write_prompt(
+            caller, params.prompt, params.model, via="enhance_prompt"
+        )
+        prompt = written.prompt
     row = await call(
         state.service.create,
         caller,
-        prompt=params.prompt,
+        prompt=prompt,
         model=params.model,
         seconds=params.seconds,
         size=params.size,
         image=image,
         last_frame=last_frame,
-        extras=params.extras(),
+        extras=extras,
         characters=[c.id for c in params.characters or []],
         reference_images=references,
+        original_prompt=params.prompt if written else None,
+        prompt_variants=written.variants if written else None,
         media_param="input_reference",
     )
     return video_response(request, row)

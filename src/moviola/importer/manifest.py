@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from moviola.assistant import ratings
 from moviola.importer.metadata import iso, made_at
 from moviola.store.models import Video
 
@@ -62,6 +63,9 @@ def entry(row: Video, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "result": row.result or {},
         "origin": row.origin,
         "credentials": row.credentials,
+        "rating": ratings.word(row.rating),
+        "rating_note": row.rating_note,
+        "rated_at": row.rated_at,
     }
 
 
@@ -86,4 +90,17 @@ def restored(entry: dict[str, Any]) -> dict[str, Any]:
         "completed_at": made_at(entry.get("completed_at")),
         "created_at": made_at(entry.get("created_at_unix")),
         "origin": entry.get("origin") if isinstance(entry.get("origin"), dict) else None,
+        **_rating(entry),
     }
+
+
+def _rating(entry: dict[str, Any]) -> dict[str, Any]:
+    """The creator's rating, if the entry holds a well-formed one; else none."""
+    word = entry.get("rating")
+    rating = ratings.RATINGS.get(word) if isinstance(word, str) else None
+    note = entry.get("rating_note")
+    note = note[: ratings.MAX_NOTE_CHARS] if isinstance(note, str) and note else None
+    rated_at = made_at(entry.get("rated_at"))
+    if (rating is None and note is None) or rated_at is None:
+        return {}
+    return {"rating": rating, "rating_note": note, "rated_at": rated_at}

@@ -105,6 +105,9 @@ def build(
         content_sha256=sha,
         origin=origin,
         credentials=credentials,
+        rating=earlier.get("rating"),
+        rating_note=earlier.get("rating_note"),
+        rated_at=earlier.get("rated_at"),
     )
 
 
