@@ -110,6 +110,9 @@ def test_a_refused_remix_or_edit_is_explained_beside_its_own_box(page: Page, stu
     )
 
     page.locator("summary", has_text="Edit").click()
+    expect(page.locator("#edit_prompt")).to_have_attribute("required", "")
+    # The browser asks for the prompt first; past it, the server's refusal is what is tested.
+    page.locator("form[action$='/edit']").evaluate("form => form.noValidate = true")
     page.get_by_role("button", name="Edit", exact=True).click()
     expect(page.locator("#edit_prompt-error")).to_contain_text("prompt is required")
 

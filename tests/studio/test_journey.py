@@ -118,7 +118,7 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     expect(page.locator(".card")).to_have_attribute("data-id", board)
     shot(page, artifacts, "07-search")
 
-    # Delete it: gone from the library and from disk.
+    # Delete it: gone from the library, into the trash (its files kept there, to restore).
     folder = studio.data_dir / "blobs" / board
     assert folder.is_dir()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -127,7 +127,9 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     expect(page).to_have_url(re.compile(r"/library$"))
     expect(page.locator(f".card[data-id='{board}']")).to_have_count(0)
     expect(page.locator(".card")).to_have_count(2)
-    assert not folder.exists()
+    assert folder.is_dir()
+    page.goto(base + "/trash")
+    expect(page.locator(f".trashed[data-id='{board}']")).to_have_count(1)
 
     page.goto(base + "/queue")
     expect(page.locator("table.queue tbody tr")).to_have_count(2)

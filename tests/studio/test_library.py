@@ -70,6 +70,18 @@ def test_filters_by_status_and_model(sessions):
     assert library.models_used(sessions, me) == ["sora-2", "tiny-ltx"]
 
 
+def test_filters_by_rating(sessions):
+    add(sessions, "liked", rating=1)
+    add(sessions, "disliked", rating=-1, rating_note="too soft")
+    add(sessions, "unrated")
+    me = Caller()
+    assert prompts(library.library_page(sessions, me, rating="liked").videos) == ["liked"]
+    assert prompts(library.library_page(sessions, me, rating="disliked").videos) == ["disliked"]
+    assert prompts(library.library_page(sessions, me, rating="unrated").videos) == ["unrated"]
+    everything = library.library_page(sessions, me, rating="any other word").videos
+    assert len(everything) == 3
+
+
 def test_pages_run_newest_first_without_gaps_or_repeats(sessions):
     made = [add(sessions, f"clip {i}").id for i in range(7)]
     seen, before = [], None

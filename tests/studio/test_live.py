@@ -52,9 +52,14 @@ def test_waiting_jobs_show_their_place_and_can_be_cancelled(make_server, page: P
     expect(page.locator(f"[data-job='{first.id}'] [data-field=position]")).to_have_text(
         "#1 in the queue"
     )
+    # Cancelling asks first, and is no longer deleting: the job stays, marked cancelled.
+    page.once("dialog", lambda dialog: dialog.accept())
     waiting.get_by_role("button", name="Cancel").click()
     expect(page.locator(f"[data-job='{second.id}']")).to_have_count(0)
-    assert [v.id for v in client.videos.list().data] == [first.id]
+    expect(page.locator("table.queue tbody tr").first.locator(".badge")).to_have_text("cancelled")
+    listed = client.videos.list().data
+    assert [(v.id, v.status) for v in listed] == [(second.id, "failed"), (first.id, "queued")]
+    assert listed[0].error.code == "cancelled"
 
 
 def test_a_failed_job_says_why_in_plain_words(make_server, page: Page, small):

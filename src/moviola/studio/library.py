@@ -7,7 +7,6 @@ the same at the end of a long library as at its start.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +14,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from moviola.assistant import ratings
+from moviola.jobs import eta
 from moviola.jobs.service import Caller
 from moviola.store.models import Video, VideoStatus
+from moviola.studio import stages
+from moviola.studio.states import shown_status
 
 PAGE_SIZE = 24
 STATUSES = tuple(VideoStatus)
+RATINGS = tuple(ratings.FILTERS)  # the library's rating filter: liked, disliked, unrated
 ACTIVE = (VideoStatus.QUEUED, VideoStatus.IN_PROGRESS)
 _MAX_WORDS = 8
 _MAX_TREE = 200  # nodes shown in a lineage tree
@@ -44,12 +48,19 @@ def library_page(
     status: str | None = None,
     model: str | None = None,
     search: str | None = None,
+    rating: str | None = None,
     before: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> Page:
     """Newest first; `search` matches videos whose prompt holds every word given."""
     query = page_query(
-        caller, status=status, model=model, search=search, before=before, limit=limit
+        caller,
+        status=status,
+        model=model,
+        search=search,
+        rating=rating,
+        before=before,
+        limit=limit,
     )
     with sessions() as session:
         rows = list(session.execute(query).scalars())
@@ -64,6 +75,7 @@ def page_query(
     status: str | None = None,
     model: str | None = None,
     search: str | None = None,
+    rating: str | None = None,
     before: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> Select:
@@ -76,6 +88,8 @@ def page_query(
         query = query.where(Video.status == status)
     if model:
         query = query.where(Video.model == model)
+    if rating in ratings.FILTERS:  # liked, disliked, unrated
+        query = query.where(ratings.filter_clause(rating))
     for word in (search or "").split()[:_MAX_WORDS]:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Video.prompt.ilike(f"%{escaped}%", escape="\\"))
@@ -131,28 +145,22 @@ def by_ids(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> l
 
 @dataclass
 class JobState:
+    """A job's live state: one shape for the page as drawn and every update pushed after it,
+    so that its badge, stage, bar and estimate are always of one moment (see live.js)."""
+
     id: str
-    status: str
+    status: str  # queued, in_progress, completed, failed, cancelled
     progress: int
     stage: str | None
+    label: str  # the stage in words: "denoising step 7/30" (see `stages.label`)
     position: int | None  # 1 = next to start; None unless queued
-    eta_s: float | None
+    eta_s: int | None  # seconds left, where history can tell (see `moviola.jobs.eta`)
     error: str | None
+    preview: str | None  # the latest preview of the latents while denoising
+    title: str  # the prompt, short, for the "done" notification
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
-
-
-def _typical_render_s(session: Session) -> float | None:
-    """How long recent jobs took from start to finish: the basis of every estimate."""
-    rows = session.execute(
-        select(Video.completed_at - Video.started_at)
-        .where(Video.status == VideoStatus.COMPLETED, Video.started_at.is_not(None))
-        .order_by(Video.seq.desc())
-        .limit(20)
-    ).scalars()
-    spans = [span for span in rows if span is not None and span >= 0]
-    return sum(spans) / len(spans) if spans else None
 
 
 def _queue_positions(session: Session, rows: list[Video]) -> dict[str, int]:
@@ -180,50 +188,35 @@ def _queue_positions(session: Session, rows: list[Video]) -> dict[str, int]:
     return {video_id: int(position) for video_id, position in found}
 
 
+def job_state(row: Video, position: int | None = None, eta_s: int | None = None) -> JobState:
+    prompt = " ".join((row.prompt or "").split())
+    return JobState(
+        row.id,
+        shown_status(row),  # "cancelled" is not a failure
+        100 if row.status == VideoStatus.COMPLETED else row.progress or 0,
+        row.stage,
+        stages.label(row),
+        position,
+        eta_s,
+        row.error_message if row.status == VideoStatus.FAILED else None,
+        stages.preview_url(row),
+        prompt[:60] + ("…" if len(prompt) > 60 else ""),
+    )
+
+
 def job_states(sessions: sessionmaker[Session], caller: Caller, ids: list[str]) -> list[JobState]:
     """Where each job stands, with its place in the queue and an estimate of what is left.
 
     The queue is shared by every key, so a position counts every waiting job ahead. A fixed
-    handful of queries, however many jobs are watched."""
-    now = time.time()
+    handful of queries, however many jobs are watched: the rows, the places, and the
+    estimates' history and queue."""
     with sessions() as session:
         rows = list(
             session.execute(_mine(select(Video).where(Video.id.in_(ids[:200])), caller)).scalars()
         )
-        typical = _typical_render_s(session) if any(r.status in ACTIVE for r in rows) else None
         positions = _queue_positions(session, rows)
-        workers_busy = None
-        if positions and typical is not None:
-            workers_busy = session.execute(
-                select(func.count())
-                .select_from(Video)
-                .where(Video.status == VideoStatus.IN_PROGRESS, Video.deleted_at.is_(None))
-            ).scalar()
-        states = []
-        for row in rows:
-            position = eta = None
-            if row.status == VideoStatus.QUEUED:
-                position = positions.get(row.id)
-                if typical is not None and position is not None:
-                    eta = typical * (position + (1 if workers_busy else 0))
-            elif row.status == VideoStatus.IN_PROGRESS and row.started_at:
-                elapsed = max(0.0, now - row.started_at)
-                if row.progress and row.progress >= 5:
-                    eta = elapsed * (100 - row.progress) / row.progress
-                elif typical is not None:
-                    eta = max(0.0, typical - elapsed)
-            states.append(
-                JobState(
-                    row.id,
-                    row.status,
-                    row.progress or 0,
-                    row.stage,
-                    position,
-                    None if eta is None else math.ceil(eta),
-                    row.error_message if row.status == VideoStatus.FAILED else None,
-                )
-            )
-    return states
+        left = {job_id: round(s) for job_id, s in eta.estimates(session, rows).items()}
+        return [job_state(row, positions.get(row.id), left.get(row.id)) for row in rows]
 
 
 def active_ids(sessions: sessionmaker[Session], caller: Caller) -> list[str]:

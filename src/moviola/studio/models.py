@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from moviola.config import Settings
 from moviola.engine.catalogue import ModelSpec, catalogue
 from moviola.engine.loading import Weighted, find_weights
+from moviola.jobs import installs
 
 CAPABILITY_WORDS = {"t2v": "text", "i2v": "image", "v2v": "video"}
 
@@ -88,19 +89,26 @@ def _installed(spec: Weighted, settings: Settings) -> bool:
 
 
 _INSTALLED_TTL_S = 5.0
-_installed_seen: dict[str, tuple[dict[str, bool], float]] = {}  # models path → (found, until)
+# models path → (found, until, the models folder's mtime then)
+_installed_seen: dict[str, tuple[dict[str, bool], float, int]] = {}
 
 
 def installed_models(settings: Settings) -> dict[str, bool]:
-    """`{catalogue id: whether its weights are here}`, looked up at most every few seconds."""
+    """`{catalogue id: whether creators can pick it here}` (`moviola.jobs.installs`), looked
+    up at most every few seconds, and again at once when the models folder changes (an
+    install renames its folder into place; a removal takes it away)."""
     known = catalogue()
     where = str(settings.models_path)
+    try:
+        stamp = settings.models_path.stat().st_mtime_ns
+    except OSError:
+        stamp = 0
     cached = _installed_seen.get(where)
     now = time.monotonic()
-    if cached is not None and now < cached[1]:
+    if cached is not None and now < cached[1] and cached[2] == stamp:
         return cached[0]
-    found = {spec.id: _installed(spec, settings) for spec in known.values()}
-    _installed_seen[where] = (found, now + _INSTALLED_TTL_S)
+    found = {spec.id: installs.is_installed(spec, settings) for spec in known.values()}
+    _installed_seen[where] = (found, now + _INSTALLED_TTL_S, stamp)
     return found
 
 

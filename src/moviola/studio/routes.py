@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import tempfile
@@ -12,7 +13,7 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import (
@@ -28,10 +29,10 @@ from starlette.concurrency import run_in_threadpool
 from moviola.engine.catalogue import Capability, get_model
 from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
 from moviola.jobs.service import EXTENSION_SECONDS
-from moviola.store import audit, keys
+from moviola.store import adoption, audit, keys
 from moviola.store.models import Video, VideoKind, VideoStatus
 from moviola.studio import characters as studio_characters
-from moviola.studio import forms, library, live, snippets
+from moviola.studio import forms, library, live, sharing, snippets, states
 from moviola.studio.loras import lora_choices
 from moviola.studio.models import choices, soundtrack
 from moviola.studio.session import (
@@ -134,6 +135,9 @@ def _sprite(video: Video) -> dict[str, int] | None:
 templates.env.filters["when"] = _age
 templates.env.filters["size"] = _bytes
 templates.env.globals["sprite"] = _sprite
+templates.env.globals["job_state"] = library.job_state  # a job's live state, as first drawn
+templates.env.filters["state"] = states.shown_status
+templates.env.globals["edit_again_url"] = states.edit_again_url
 
 
 # Every page carries the session's CSRF token (and one shows a new key's secret): never
@@ -153,6 +157,10 @@ PAGE_HEADERS = {
 def page(
     request: Request, seen: Viewer | None, name: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
+    if request.method == "POST":
+        # A form answered with a page (its errors): the address bar is to show the page the
+        # form was on, not the POST-only URL that a reload or a copied link would fail on.
+        context.setdefault("address", _form_page(request))
     response = templates.TemplateResponse(
         request,
         name,
@@ -161,6 +169,14 @@ def page(
         headers=PAGE_HEADERS,
     )
     return seen.apply(response, request) if seen is not None else response
+
+
+def _form_page(request: Request) -> str | None:
+    """The page a form was posted from (its same-origin Referer), where there is one."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 def go(request: Request, seen: Viewer, url: str) -> RedirectResponse:
@@ -245,6 +261,8 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
             }
             if not request.query_params.get("seed"):
                 values["seed"] = ""  # "try again" draws a new one
+    if request.query_params.get("model"):  # "Use on Create", a model just installed
+        values["model"] = request.query_params["model"]
     context = await run_in_threadpool(_create_context, request, seen)
     return page(request, seen, "create.html", values=values, errors={}, **context)
 
@@ -254,6 +272,8 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
     form, refusal = await posted(request, seen)
     typed = forms.values(form, forms.CREATE_FIELDS)
     typed["characters"] = ",".join(studio_characters.picked(form))
+    written = _written(form)
+    typed.update(forms.values(form, ("original_prompt", "prompt_variants")))
     try:
         if refusal is not None:
             raise refusal
@@ -261,6 +281,7 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
         video = await run_in_threadpool(
             _service(request).create,
             seen.caller,
+            **written,
             prompt=forms.prompt_value(form),
             model=typed["model"] or None,
             seconds=typed["seconds"] or None,
@@ -285,12 +306,31 @@ async def create(request: Request, seen: Viewer = Depends(viewer)) -> Response:
     return go(request, seen, f"/videos/{video.id}?created=1")
 
 
+def _written(form: Any) -> dict[str, Any]:
+    """After Improve: the idea the prompt was written from and the versions not chosen, kept
+    on the video as `enhance_prompt` keeps them (the versions travel as a JSON list)."""
+    idea = form.get("original_prompt")
+    if not isinstance(idea, str) or not idea.strip():
+        return {}
+    try:
+        versions = json.loads(forms.text(form, "prompt_variants") or "[]")
+    except ValueError:
+        versions = []
+    prompt = forms.prompt_value(form)
+    others = (
+        [v for v in versions if isinstance(v, str) and v != prompt]
+        if isinstance(versions, list)
+        else []
+    )
+    return {"original_prompt": idea, "prompt_variants": others}
+
+
 # --- a video -----------------------------------------------------------------------------------
 
 
 def _video_context(request: Request, seen: Viewer, video: Video) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
-    sessions = request.app.state.sessions
+    sessions, settings = request.app.state.sessions, request.app.state.settings
     tree = library.lineage(sessions, seen.caller, video)
     return {
         "video": video,
@@ -299,9 +339,24 @@ def _video_context(request: Request, seen: Viewer, video: Video) -> dict[str, An
         "tree_size": library.tree_size(tree),
         "python_snippet": snippets.python(video, base),
         "curl_snippet": snippets.curl(video, base),
-        "extension_seconds": EXTENSION_SECONDS,
+        # Only the lengths the result may have: the stitched total is held to max_seconds.
+        "extension_seconds": [
+            s for s in EXTENSION_SECONDS if float(video.seconds) + s <= settings.max_seconds + 1e-9
+        ],
+        "max_seconds": settings.max_seconds,
+        "shares": sharing.shown(request, seen.caller.owner, video),
+        "just_shared": request.query_params.get("shared"),
         **_sound_context(request, video),
+        **_projects_of(request, seen, video),
     }
+
+
+def _projects_of(request: Request, seen: Viewer, video: Video) -> dict[str, Any]:
+    """The projects the video is in, and those it could be added to."""
+    # Imported here: the projects pages build on this module's `page`, `posted` and `go`.
+    from moviola.studio.projects import of_video
+
+    return of_video(request, seen, video.id)
 
 
 def _sound_context(request: Request, video: Video) -> dict[str, Any]:
@@ -333,15 +388,33 @@ async def video_page(
     if video is None:
         return _not_found(request, seen)
     context = await run_in_threadpool(_video_context, request, seen, video)
+    values, action = await _again(request, seen, video)
     return page(
         request,
         seen,
         "video.html",
-        values={},
+        values=values,
         errors={},
+        open_action=action,
         created=bool(request.query_params.get("created")),
         **context,
     )
+
+
+async def _again(request: Request, seen: Viewer, source: Video) -> tuple[dict[str, str], str]:
+    """ "Edit & retry" of a remix, edit or extension of `source` (`?again=ID`): that action's
+    form, open and filled in as it was asked."""
+    again = await _video(request, seen, request.query_params.get("again") or "")
+    if again is None or source.id not in (again.remixed_from_video_id, again.source_video_id):
+        return {}, ""
+    action = {"remix": "remix", "edit": "edit", "extend": "extend"}.get(again.kind, "")
+    params = again.params or {}
+    values = {"prompt": again.prompt or "", "audio": str(params.get("audio") or "")}
+    if action == "remix":
+        values["strength"] = str(params.get("strength") or "")
+    if action == "extend":
+        values["seconds"] = str(params.get("extend_seconds") or "")
+    return {f"{action}_{name}": value for name, value in values.items()}, action
 
 
 @router.get("/videos/{video_id}/file/{variant}")
@@ -455,7 +528,7 @@ async def add_sound(video_id: str, request: Request, seen: Viewer = Depends(view
 
 @router.post("/videos/{video_id}/delete")
 async def delete(video_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
-    """Delete a video, or cancel a job that is queued or running (the same thing)."""
+    """Move a video to the trash (a job that is queued or running is cancelled first)."""
     form, refusal = await posted(request, seen)
     if refusal is not None:
         return _problem(request, seen, refusal)
@@ -471,7 +544,7 @@ async def delete(video_id: str, request: Request, seen: Viewer = Depends(viewer)
 
 def _filters(request: Request) -> dict[str, str]:
     query = request.query_params
-    return {name: query.get(name, "").strip() for name in ("status", "model", "q")}
+    return {name: query.get(name, "").strip() for name in ("status", "model", "rating", "q")}
 
 
 def _before(request: Request) -> int | None:
@@ -494,6 +567,7 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
         status=filters["status"] or None,
         model=filters["model"] or None,
         search=filters["q"] or None,
+        rating=filters["rating"] or None,
         before=_before(request),
     )
     more_url = None
@@ -514,6 +588,7 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
         filters=filters,
         statuses=library.STATUSES,
         models=models,
+        ratings=library.RATINGS,
     )
 
 
@@ -588,8 +663,26 @@ class _TemporaryFile(FileResponse):
 @router.get("/storyboard", response_class=HTMLResponse)
 async def storyboard_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
     context = await run_in_threadpool(_create_context, request, seen)
-    blank = [{"prompt": "", "seconds": "2"}]
-    return page(request, seen, "storyboard.html", shots=blank, values={}, errors={}, **context)
+    shots = [{"prompt": "", "seconds": "2"}]
+    values: dict[str, str] = {}
+    again = await _video(request, seen, request.query_params.get("from") or "")
+    if again is not None and again.kind == VideoKind.STORYBOARD:  # "edit & retry"
+        params = again.params or {}
+        shots = [
+            {"prompt": str(shot.get("prompt", "")), "seconds": _number(shot.get("seconds"))}
+            for shot in params.get("shots") or []
+        ] or shots
+        values = {
+            "model": again.model,
+            "size": again.size,
+            **forms.extra_values(params, VideoKind.STORYBOARD),
+        }
+    return page(request, seen, "storyboard.html", shots=shots, values=values, errors={}, **context)
+
+
+def _number(value: object) -> str:
+    """A stored number as a form shows it: 2.0 as 2."""
+    return str(value).removesuffix(".0") if value is not None else ""
 
 
 @router.post("/storyboard", response_class=HTMLResponse)
@@ -739,13 +832,20 @@ async def settings_page(request: Request, seen: Viewer = Depends(viewer)) -> HTM
 
 
 async def _settings(
-    request: Request, seen: Viewer, *, new_secret: str | None = None, errors: dict | None = None
+    request: Request,
+    seen: Viewer,
+    *,
+    new_secret: str | None = None,
+    adopted: dict[str, int] | None = None,
+    errors: dict | None = None,
 ) -> HTMLResponse:
     state = request.app.state
     settings = state.settings
     may_manage = _may_manage_keys(seen, await run_in_threadpool(state.key_cache.any_keys))
     key_list = await run_in_threadpool(keys.list_keys, state.sessions)
     own = [k for k in key_list if k.id == seen.caller.owner]
+    # What the first key would take over (see moviola.store.adoption): the form offers it.
+    keyless = await run_in_threadpool(adoption.keyless_counts, state.sessions) if may_manage else {}
     return page(
         request,
         seen,
@@ -756,6 +856,8 @@ async def _settings(
         own_key=own[0] if own else None,
         may_manage=may_manage,
         new_secret=new_secret,
+        keyless=adoption.describe(keyless) if keyless else None,
+        adopted=adoption.describe(adopted) if adopted else None,
         errors=errors or {},
         status_code=400 if errors else 200,
     )
@@ -779,9 +881,15 @@ async def create_key(request: Request, seen: Viewer = Depends(viewer)) -> Respon
         return await _settings(
             request, seen, errors={"key_name": "give the key a name (up to 200 characters)"}
         )
-    _, secret = await run_in_threadpool(keys.create_key, state.sessions, name)
+    moved: dict[str, int] = {}
+    _, secret = await run_in_threadpool(
+        keys.create_key,
+        state.sessions,
+        name,
+        before_commit=adoption.on_create(forms.text(form, "adopt") == "1", moved),
+    )
     # Shown in this response only (never cached, see PAGE_HEADERS): not stored, never in a URL.
-    return await _settings(request, seen, new_secret=secret)
+    return await _settings(request, seen, new_secret=secret, adopted=moved)
 
 
 # --- signing in and out ------------------------------------------------------------------------

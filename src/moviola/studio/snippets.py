@@ -1,6 +1,7 @@
 """ "Copy as API call": the `openai` SDK code and the curl command that make the same video.
 
-Both read the key from one place, the `MOVIOLA_API_KEY` environment variable. A storyboard has
+Both read the key from one place, the `MOVIOLA_API_KEY` environment variable, and run as pasted
+without it on a server that has no keys (loopback needs none). A storyboard has
 no single Videos-API call (the Studio chains its shots in one job), and its snippets say so.
 """
 
@@ -14,6 +15,7 @@ from moviola.jobs.fields import fields_for
 from moviola.store.models import Video, VideoKind
 
 KEY_VARIABLE = "MOVIOLA_API_KEY"
+NO_KEY = "unused"  # what the SDK sends when the variable is unset: it refuses an empty key
 _STORYBOARD_NOTE = (
     "A storyboard has no single Videos-API call: the Studio renders its shots as one job, "
     "each continuing from the last frame of the one before. Each shot alone would be:"
@@ -49,7 +51,8 @@ def python(video: Video, base_url: str) -> str:
     head = (
         "import os\n\n"
         f"from openai import OpenAI{', omit' if _from_source(video) else ''}\n\n"
-        f'client = OpenAI(base_url="{base_url}/v1", api_key=os.environ["{KEY_VARIABLE}"])\n'
+        f'client = OpenAI(\n    base_url="{base_url}/v1",\n'
+        f'    api_key=os.environ.get("{KEY_VARIABLE}", "{NO_KEY}"),\n)\n'
     )
     lines: list[str]
     if video.kind == "storyboard":
@@ -139,6 +142,7 @@ def curl(video: Video, base_url: str) -> str:
 
 
 def _curl_line(url: str, fields: list[tuple[str, str]], joiner: str) -> str:
-    parts = [f"curl {shlex.quote(url)}", f'-H "Authorization: Bearer ${KEY_VARIABLE}"']
+    key = f"${{{KEY_VARIABLE}:-{NO_KEY}}}"
+    parts = [f"curl {shlex.quote(url)}", f'-H "Authorization: Bearer {key}"']
     parts += [f"--form-string {shlex.quote(f'{name}={value}')}" for name, value in fields]
     return joiner.join(parts)

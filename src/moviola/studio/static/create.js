@@ -1,19 +1,24 @@
-// The Create page: a draft that survives reloads, presets that fill the size, seed, image drops.
+// The Create page: a draft that survives reloads, presets that fill the size, seed, image drops,
+// and the assistant's Improve.
+import { onAction, send } from "./assistant.js";
+
 const form = document.getElementById("create");
 const models = JSON.parse(document.getElementById("model-data").textContent);
 const picker = document.getElementById("model");
 const size = document.getElementById("size");
 const DRAFT = "moviola.draft.create.";
-const KEPT = ["prompt", "negative_prompt", "size", "seconds", "seed", "steps", "guidance", "model", "audio"];
+const KEPT = ["prompt", "negative_prompt", "size", "seconds", "seed", "steps", "guidance", "model", "audio", "original_prompt", "prompt_variants"];
 const hadError = form.hasAttribute("data-had-error");
 // After an error the server sends back what was typed, and "try again" an earlier video's
 // values: those win over an older draft.
 const fromServer = hadError || new URLSearchParams(location.search).has("from");
+// A model named in the address ("Use on Create", a model just installed) wins over the draft's.
+const modelAsked = new URLSearchParams(location.search).has("model");
 
 for (const name of KEPT) {
   const field = form.elements[name];
   const saved = localStorage.getItem(DRAFT + name);
-  if (!fromServer && saved !== null) {
+  if (!fromServer && saved !== null && !(name === "model" && modelAsked)) {
     if (field.tagName !== "SELECT" || [...field.options].some((o) => o.value === saved && !o.disabled)) {
       field.value = saved;
     }
@@ -29,8 +34,10 @@ function current() {
 
 function describe() {
   const m = current();
-  document.getElementById("model-can").textContent =
-    `${m.label}: starts from ${m.can.join(", ")}; ${m.fps} fps` + (m.installed ? "" : " — not installed");
+  // No model installed yet: nothing to describe (the first-run card says what to do).
+  document.getElementById("model-can").textContent = picker.value
+    ? `${m.label}: starts from ${m.can.join(", ")}; ${m.fps} fps`
+    : "";
 }
 picker.addEventListener("change", describe);
 describe();
@@ -148,3 +155,107 @@ function imageDrop(name, zone, describe) {
 imageDrop("image", "drop", "Start image");
 imageDrop("last_frame", "last-drop", "End image");
 if (hadError) document.querySelector("[aria-invalid=true]")?.focus();
+
+// Improve: the assistant writes the idea out as a prompt for the chosen model, with three
+// variants offered as chips. The idea is kept (restorable, and sent with the form so the
+// video keeps it); the versions travel in a hidden field so an error page keeps them too.
+const improveButton = document.getElementById("improve-button");
+const improved = document.getElementById("improved");
+const ideaShown = document.getElementById("improve-idea");
+const versionsBox = document.getElementById("improve-versions");
+const improveStatus = document.getElementById("improve-status");
+const improveError = document.getElementById("improve-error");
+const original = form.elements.original_prompt;
+const versionsField = form.elements.prompt_variants;
+const prompt = form.elements.prompt;
+
+function setPrompt(text) {
+  prompt.value = text;
+  prompt.dispatchEvent(new Event("input")); // kept in the draft, and the box grows
+}
+
+function showVersions() {
+  for (const field of [original, versionsField]) field.dispatchEvent(new Event("input")); // the draft
+  const versions = JSON.parse(versionsField.value || "[]");
+  improved.hidden = !original.value;
+  ideaShown.textContent = original.value;
+  versionsBox.replaceChildren(
+    ...versions.map((text, index) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chip";
+      if (index > 0) chip.dataset.variant = String(index);
+      chip.setAttribute("aria-pressed", String(text === prompt.value));
+      chip.title = text;
+      const label = document.createElement("span");
+      label.className = "chip-label";
+      label.textContent = index === 0 ? "Written" : `Variant ${index}`;
+      const excerpt = document.createElement("span");
+      excerpt.className = "chip-text";
+      excerpt.textContent = text;
+      chip.append(label, excerpt);
+      chip.addEventListener("click", () => {
+        setPrompt(text);
+        showVersions();
+      });
+      return chip;
+    }),
+  );
+}
+
+function forget() {
+  original.value = "";
+  versionsField.value = "";
+  showVersions();
+}
+
+improveButton.addEventListener("click", async () => {
+  const idea = prompt.value;
+  improveError.hidden = true;
+  if (!idea.trim()) {
+    improveError.textContent = "Write an idea in the prompt first.";
+    improveError.hidden = false;
+    prompt.focus();
+    return;
+  }
+  improveButton.disabled = true;
+  improveButton.setAttribute("aria-busy", "true");
+  improveStatus.textContent = "Writing the prompt…";
+  try {
+    const response = await send("/studio/assistant/prompts", { prompt: idea, model: picker.value });
+    const written = await response.json();
+    // Improving an improved prompt still keeps the first idea.
+    if (!original.value || !JSON.parse(versionsField.value || "[]").includes(idea)) original.value = idea;
+    versionsField.value = JSON.stringify([written.prompt, ...written.variants]);
+    setPrompt(written.prompt);
+    showVersions();
+    improveStatus.textContent = "Done: the prompt is the written one; pick a variant or restore your idea below.";
+  } catch (err) {
+    improveStatus.textContent = "";
+    improveError.textContent = err.message;
+    improveError.hidden = false;
+  } finally {
+    improveButton.disabled = false;
+    improveButton.removeAttribute("aria-busy");
+  }
+});
+
+// A prompt cleared is a new start: the idea it came from no longer applies.
+prompt.addEventListener("input", () => {
+  if (!prompt.value.trim() && original.value) forget();
+});
+
+document.getElementById("improve-restore").addEventListener("click", () => {
+  setPrompt(original.value);
+  forget();
+  improveStatus.textContent = "Your idea is back in the prompt.";
+  prompt.focus();
+});
+showVersions();
+
+// The assistant panel's "Fill the prompt", once applied.
+onAction("fill_prompt", (action) => {
+  forget();
+  setPrompt(action.prompt);
+  prompt.focus();
+});

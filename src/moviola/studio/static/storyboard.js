@@ -1,4 +1,6 @@
-// The storyboard: shots are edited in place — reordered, duplicated, removed — before rendering.
+// The storyboard: shots are edited in place — reordered, duplicated, removed — before rendering;
+// the assistant writes them from a script, or adds those it proposes.
+import { onAction, send } from "./assistant.js";
 import { setUpGrowing } from "./studio.js";
 
 const list = document.getElementById("shots");
@@ -31,6 +33,9 @@ function copyOf(shot, blank) {
   if (blank) {
     copy.querySelector("textarea").value = "";
     image.value = "";
+    const hint = copy.querySelector("[data-image-hint]");
+    hint.hidden = true;
+    hint.textContent = "";
   } else {
     copy.querySelector("textarea").value = shot.querySelector("textarea").value;
     image.files = shot.querySelector('input[type="file"]').files;
@@ -126,3 +131,91 @@ for (const button of document.querySelectorAll("[data-aspect]")) {
   button.addEventListener("click", () => (size.value = current().sizes[button.dataset.aspect]));
 }
 renumber();
+
+// Shots the assistant wrote, put in the editor: in place of those there (from a script) or
+// after them (the panel's "Add shots"); an editor with nothing typed in it is replaced.
+const shotsStatus = document.getElementById("shots-status");
+
+function putShots(shots, { replace }) {
+  const template = list.firstElementChild;
+  const made = shots.map((written) => {
+    const shot = copyOf(template, true);
+    shot.querySelector("textarea").value = written.prompt;
+    shot.querySelector('input[type="number"]').value = written.seconds;
+    const hint = shot.querySelector("[data-image-hint]");
+    hint.textContent = written.image_hint ? `A start image could show: ${written.image_hint}` : "";
+    hint.hidden = !written.image_hint;
+    return shot;
+  });
+  const blank = [...list.querySelectorAll("textarea")].every((area) => !area.value.trim());
+  if (replace || blank) list.replaceChildren(...made);
+  else list.append(...made);
+  renumber();
+  setUpGrowing(list);
+  const n = shots.length;
+  const what = n === 1 ? "1 shot" : `${n} shots`;
+  shotsStatus.textContent = `${what} ${replace || blank ? "written" : "added"}: check ${n === 1 ? "it" : "them"}, then render.`;
+}
+
+// The characters the shots name, ticked (so each shot is conditioned on those it names).
+function tickCharacters(ids) {
+  if (!ids.length) return;
+  for (const box of document.querySelectorAll("#characters input[type=checkbox]")) {
+    box.checked = ids.includes(box.value);
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+}
+
+onAction("add_shots", (action) => {
+  putShots(action.shots, { replace: false });
+  list.lastElementChild.querySelector("textarea").focus();
+});
+
+// "From a script": the dialog, its counter, and its progress while the assistant writes.
+const dialog = document.getElementById("script-dialog");
+const scriptForm = document.getElementById("script-form");
+const script = document.getElementById("script");
+const count = document.getElementById("script-count");
+const most = Number(count.dataset.max);
+const progress = document.getElementById("script-progress");
+const scriptError = document.getElementById("script-error");
+const go = document.getElementById("script-go");
+let running = null; // the request being made, to abort on Cancel
+
+function counted() {
+  count.textContent = `${script.value.length.toLocaleString("en")} / ${most.toLocaleString("en")} characters`;
+}
+
+document.getElementById("script-open").addEventListener("click", () => {
+  dialog.showModal();
+  script.focus();
+});
+document.getElementById("script-cancel").addEventListener("click", () => dialog.close());
+dialog.addEventListener("close", () => running?.abort());
+script.addEventListener("input", counted);
+
+scriptForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  scriptError.hidden = true;
+  running = new AbortController();
+  go.disabled = true;
+  progress.hidden = false;
+  try {
+    const fields = { script: script.value, model: picker.value, seconds: scriptForm.elements.seconds.value };
+    const board = await (await send("/studio/assistant/storyboards", fields, { signal: running.signal })).json();
+    putShots(board.shots, { replace: true });
+    tickCharacters(board.characters);
+    dialog.close();
+    list.querySelector("textarea").focus();
+  } catch (err) {
+    if (err.name !== "AbortError") {
+      scriptError.textContent = err.message;
+      scriptError.hidden = false;
+    }
+  } finally {
+    running = null;
+    go.disabled = false;
+    progress.hidden = true;
+  }
+});
+counted();

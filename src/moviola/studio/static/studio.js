@@ -45,6 +45,12 @@ function setUpConfirming() {
   });
 }
 
+// A form answered with its errors: show the page it was on, not the URL it was posted to.
+const address = document.body.dataset.address;
+if (address && address !== location.pathname + location.search) {
+  history.replaceState(null, "", address);
+}
+
 // A video was just made from the Create page: its draft has served its purpose.
 if (document.body.hasAttribute("data-created")) {
   for (const key of Object.keys(localStorage)) {
@@ -63,7 +69,11 @@ function setUpSoundHint() {
   if (!hint || !data || !picker || !audio) return;
   const models = JSON.parse(data.textContent);
   const say = () => {
-    const m = models.find((x) => x.name === picker.value) || models[0];
+    const m = models.find((x) => x.name === picker.value);
+    if (!m) {
+      hint.textContent = ""; // no model installed yet
+      return;
+    }
     hint.textContent = {
       auto: m.audio ? `${m.label} makes its sound with the picture.` : `${m.label} makes no sound: the video will be silent.`,
       soundtrack: "A text-to-audio model makes a soundtrack from the prompt, as long as the video.",
