@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python benchmarks/studio_library.py
 	$(BIN)/python benchmarks/provenance_cost.py
 	$(BIN)/python benchmarks/audio_cost.py
+	$(BIN)/python benchmarks/assistant.py
 	$(BIN)/python benchmarks/cluster_throughput.py
 	$(BIN)/python benchmarks/gpu.py --tiny
 

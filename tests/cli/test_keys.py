@@ -84,3 +84,75 @@ def test_a_key_needs_a_name(moviola):
     done = moviola("create", "  ")
     assert done.returncode != 0
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def keyless_character(sessions, name: str) -> str:
+    """A character made without a key, as keyless use of a fresh server leaves one."""
+    from moviola.store.models import Character, new_id
+
+    character_id = new_id("char")
+    with sessions.begin() as session:
+        session.add(Character(id=character_id, owner=None, name=name, video_path="clip.mp4"))
+    return character_id
+
+
+def owner_of(sessions, character_id: str) -> str | None:
+    from moviola.store.models import Character
+
+    with sessions() as session:
+        return session.get(Character, character_id).owner
+
+
+def migrated(data_dir, sessions):
+    """The data dir's database, brought up to date, as a server leaves it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    connect = sessions()
+    db.migrate(connect.kw["bind"])
+    return connect
+
+
+def test_the_first_key_adopts_what_was_made_without_one(moviola, sessions, data_dir):
+    connect = migrated(data_dir, sessions)
+    first = keyless_character(connect, "Ada")
+
+    created = moviola("create", "me")
+
+    assert created.returncode == 0, created.stderr
+    assert "adopted 1 character made without a key" in created.stderr
+    key = keys.verify(connect, created.stdout.strip())
+    assert owner_of(connect, first) == key.id
+    # Later keys adopt nothing unless asked to (keyless use ended with the first key).
+    second = keyless_character(connect, "Bea")
+    assert "adopted" not in moviola("create", "you").stderr
+    assert owner_of(connect, second) is None
+    asked = moviola("create", "them", "--adopt")
+    assert "adopted 1 character" in asked.stderr
+    assert owner_of(connect, second) == keys.verify(connect, asked.stdout.strip()).id
+
+
+def test_no_adopt_then_adopt_later(moviola, sessions, data_dir):
+    connect = migrated(data_dir, sessions)
+    character = keyless_character(connect, "Cy")
+
+    created = moviola("create", "me", "--no-adopt")
+    assert "adopted" not in created.stderr
+    assert owner_of(connect, character) is None
+
+    key = keys.verify(connect, created.stdout.strip())
+    adopted = moviola("adopt", key.prefix)
+    assert adopted.returncode == 0, adopted.stderr
+    assert f"adopted 1 character into {key.id} (me)" in adopted.stdout
+    assert owner_of(connect, character) == key.id
+    assert moviola("adopt", "key_nope").returncode != 0
+
+
+def test_data_dir_names_the_library_whose_keys_to_manage(moviola, tmp_path):
+    other = tmp_path / "elsewhere"
+    created = moviola("--data-dir", str(other), "create", "there")
+    assert created.returncode == 0, created.stderr
+    engine = db.connect(db.sqlite_url(other))
+    try:
+        assert keys.verify(db.sessions(engine), created.stdout.strip()).name == "there"
+    finally:
+        engine.dispose()
+    assert "there" not in moviola("list").stdout  # the default data dir has no such key

@@ -43,6 +43,9 @@ def _register() -> None:
 
     models.app.command("plan")(memory.plan)
     app.command("worker")(worker.worker)
+    from moviola.cli import chat_worker
+
+    app.command("chat-worker", hidden=True)(chat_worker.chat_worker)
     app.add_typer(keys.app, name="keys")
     app.command("serve")(serve.serve)
     from moviola.cli import audit, verify

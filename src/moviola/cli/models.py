@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from moviola.cli import chat_models, install_bar
 from moviola.cli.failures import one_line_errors
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def list_models() -> None:
         aliases = ", ".join(f"{k} → {v}" for k, v in settings.model_aliases.items())
         Console().print(f"aliases: {aliases}")
         _list_soundtracks(settings)
+        chat_models.list_chat_models(settings)
 
 
 def _list_soundtracks(settings: Settings) -> None:
@@ -104,6 +106,9 @@ def info(
         settings = get_settings()
         if model_id in _soundtrack_ids():
             _soundtrack_info(model_id, settings)
+            return
+        if chat_models.is_chat_model(model_id):
+            _print_facts(chat_models.chat_info(model_id, settings))
             return
         target = settings.resolve_model(model_id)
         folder = Path(target).expanduser()
@@ -197,12 +202,17 @@ def _soundtrack_info(model_id: str, settings: Settings) -> None:
 @app.command("pull")
 def pull(
     model_id: str = typer.Argument(..., help="A catalogue id or alias."),
-    to: Path = typer.Option(None, help="Save into this folder instead of the Hugging Face cache."),
+    to: Path = typer.Option(
+        None,
+        help="Save a plain copy into this folder instead (a video model is then not installed "
+        "where the server looks, and an interrupted copy starts again).",
+    ),
     fast: bool = typer.Option(
         False, "--fast", help="Also fetch the step-distilled LoRA that speed=fast runs."
     ),
 ) -> None:
-    """Fetch a model's weights (from the Hugging Face Hub) so that it runs offline."""
+    """Fetch a model's weights (from the Hugging Face Hub) so that it runs offline: a video
+    model is installed into the models folder, resuming an interrupted install."""
     with one_line_errors():
         from moviola.config import get_settings
         from moviola.engine import get_model
@@ -225,11 +235,25 @@ def pull(
                 folder = save_tiny_stable_audio(to or settings.models_path / spec.id)
                 console.print(f"{spec.id} is built in code; saved a copy to {folder}")
                 return
+        elif chat_models.is_chat_model(model_id):
+            from moviola.engine.chat_models import find_chat_model
+
+            if fast:
+                raise MoviolaError("--fast is for video models", code="invalid_request")
+            chat = find_chat_model(model_id)
+            spec, license = chat, chat.license
+            saved = chat_models.pull_built_in(model_id, to, settings)
+            if saved is not None:
+                console.print(f"{chat.id} is built in code; saved a copy to {saved}")
+                return
         else:
             video = get_model(settings.resolve_model(model_id))
             spec, license = video, video.license
             if fast:
                 _pull_fast(video, settings, console)
+            if to is None:  # installed where the server looks, as the Studio installs
+                install_bar.install(video, settings, console)
+                return
             if video.repo_id is None:
                 from moviola.engine.tiny import save_tiny
 
