@@ -2,7 +2,8 @@
 
 Starts a real `moviola serve` whose chat worker runs the model (temporary data dir, no video
 workers), and loads the same weights in this process. Both paths write a reply to the same
-prompt with the same sampling, interleaved so that they share warm caches and machine load:
+prompt, decoding greedily (the same tokens on both), interleaved so that they share warm
+caches and machine load:
 
   direct    `model.generate` in this process (a streamer notes each token as it comes)
   moviola   the `openai` SDK streaming from /v1/chat/completions: the API (auth, moderation,
@@ -44,7 +45,6 @@ MESSAGES = [
     },
     {"role": "user", "content": "A lighthouse keeper finds a message in a bottle at dawn."},
 ]
-TEMPERATURE, TOP_P = 0.7, 0.8
 
 
 def free_port() -> int:
@@ -86,7 +86,7 @@ def wait_for_chat(client, model: str, timeout: float = 600) -> None:
             time.sleep(0.5)
 
 
-def through_moviola(client, model: str, tokens: int, seed: int) -> tuple[float, float, int]:
+def through_moviola(client, model: str, tokens: int) -> tuple[float, float, int]:
     """(seconds to the first token, seconds from it to the last, tokens)."""
     started = time.perf_counter()
     first = None
@@ -95,9 +95,7 @@ def through_moviola(client, model: str, tokens: int, seed: int) -> tuple[float, 
         model=model,
         messages=MESSAGES,
         max_tokens=tokens,
-        temperature=TEMPERATURE,
-        top_p=TOP_P,
-        seed=seed,
+        temperature=0,  # greedy, as `direct`: both write the same tokens
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -174,7 +172,7 @@ def load_direct(model_id: str, models_dir: Path | None, device: str):
     return model.to(device=device, dtype=dtype).eval(), tokenizer, spec, device
 
 
-def direct(model, tokenizer, spec, device: str, tokens: int, seed: int):
+def direct(model, tokenizer, spec, device: str, tokens: int):
     """(seconds to the first token, seconds from it to the last, tokens) of `model.generate`."""
     import torch
     from transformers.generation.streamers import BaseStreamer
@@ -209,14 +207,15 @@ def direct(model, tokenizer, spec, device: str, tokens: int, seed: int):
     )
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(device)
     clock = Clock()
-    torch.manual_seed(seed)
     out = model.generate(
         **inputs,
         max_new_tokens=tokens,
-        do_sample=True,
-        temperature=TEMPERATURE,
-        top_p=TOP_P,
-        top_k=0,  # as the endpoint samples: no top-k (Qwen3's generation config sets 20)
+        # Greedy on both paths: the same tokens, so the first text to show comes at the same
+        # token (a byte-level token may be half a character) and only the path differs.
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
         streamer=clock,
     )
     if device.startswith("cuda"):
@@ -267,15 +266,15 @@ def main() -> None:
             client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
             wait_for_chat(client, args.model)
             runs = {
-                "direct": lambda seed: direct(model, tokenizer, spec, device, args.tokens, seed),
-                "moviola": lambda seed: through_moviola(client, args.model, args.tokens, seed),
+                "direct": lambda: direct(model, tokenizer, spec, device, args.tokens),
+                "moviola": lambda: through_moviola(client, args.model, args.tokens),
             }
             for fn in runs.values():  # warm-up: first calls, allocator, llguidance-free paths
-                fn(0)
+                fn()
             results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in runs}
-            for run in range(args.runs):
+            for _ in range(args.runs):
                 for name, fn in runs.items():
-                    results[name].append(fn(run + 1))
+                    results[name].append(fn())
         finally:
             server.terminate()
             server.wait(30)

@@ -17,7 +17,7 @@ from tests.conftest import free_port
 from moviola.chat.backend import ChatBackend
 from moviola.chat.process import ChatProcess
 from moviola.config import Settings
-from moviola.engine.tiny_chat import tiny_chat_tokenizer_core
+from moviola.engine.tiny_chat import TINY_CHAT_CONTEXT, tiny_chat_tokenizer_core
 from moviola.errors import AssistantUnavailableError, InvalidRequestError
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,11 @@ async def streamed(chat: ChatBackend, **kwargs) -> list[str]:
 
 
 def test_the_local_backend_names_its_model_and_context(chat):
-    assert (chat.model, chat.context_tokens, chat.is_local) == ("tiny-chat", 2048, True)
+    assert (chat.model, chat.context_tokens, chat.is_local) == (
+        "tiny-chat",
+        TINY_CHAT_CONTEXT,
+        True,
+    )
 
 
 def test_complete_and_stream_write_the_same_reply_for_a_seed(chat):
@@ -107,7 +111,8 @@ def test_complete_with_a_json_schema_returns_valid_json(chat):
 
 def test_a_request_the_server_refuses_is_the_callers_error(chat):
     with pytest.raises(InvalidRequestError, match="shorten it") as err:
-        asyncio.run(chat.complete([{"role": "user", "content": "x" * 5000}], max_tokens=4))
+        too_long = "x" * (TINY_CHAT_CONTEXT + 100)  # a token a character, at least
+        asyncio.run(chat.complete([{"role": "user", "content": too_long}], max_tokens=4))
     assert (err.value.code, err.value.param) == ("context_length_exceeded", "messages")
 
 

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from moviola.cli import app
 from moviola.engine.chat import ChatEngine, ChatParams
+from moviola.engine.tiny_chat import TINY_CHAT_CONTEXT
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -17,7 +18,7 @@ def test_list_has_the_chat_models_and_the_one_in_use():
     code, out = run("models", "list")
     assert code == 0, out
     assert "Chat models (the assistant)" in out
-    assert "tiny-chat │ 2,048 │ - │ built in" in out
+    assert f"tiny-chat │ {TINY_CHAT_CONTEXT:,} │ - │ built in" in out
     assert "qwen3-1.7b (in use) │ 32,768 │ 4.1 GB │ no" in out
 
 

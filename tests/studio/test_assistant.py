@@ -16,8 +16,8 @@ from tests.api.test_chat import wait_for_chat
 from moviola.assistant.projects import Projects
 
 SMALL_SIZE = "160x96"
-# tiny-chat reads 2,048 tokens of about a byte each: prompts of at most 80 characters leave room
-# for a storyboard's shots beside its instructions, and keep every answer quick to generate.
+# tiny-chat spends about a token a byte: prompts of at most 80 characters keep a storyboard's
+# shots, and every answer, quick to generate.
 ENV = {"MOVIOLA_ASSISTANT_MODEL": "tiny-chat", "MOVIOLA_MAX_PROMPT_CHARS": "80"}
 # Every length the reply being written had, as the page showed it: a reply that streams shows
 # several before it is done, one that arrives whole shows one.
