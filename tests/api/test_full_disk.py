@@ -20,11 +20,12 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """An 8 MiB filesystem of its own (mounting needs root)."""
+    """A 32 MiB filesystem of its own (mounting needs root): room for a server's database, its
+    write-ahead log before a checkpoint (up to ~4 MiB) and a first video, then filled."""
     mount = tmp_path / "disk"
     mount.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )
