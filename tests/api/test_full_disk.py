@@ -37,11 +37,12 @@ def small_disk(tmp_path):
 
 
 def fill(disk) -> None:
-    with open(disk / "filler", "wb") as filler:
+    # Unbuffered: a buffered file would keep the tail of its last, partial write and fail
+    # again with ENOSPC when closed.
+    with open(disk / "filler", "wb", buffering=0) as filler:
         try:
             while True:
                 filler.write(b"\0" * 65536)
-                filler.flush()
         except OSError as err:
             assert err.errno == errno.ENOSPC
 
