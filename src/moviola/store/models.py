@@ -206,6 +206,8 @@ class Video(Base):
     # When the assistant rewrote the prompt: the prompt as typed, and the other versions offered.
     original_prompt: Mapped[str | None] = mapped_column(Text)
     prompt_variants: Mapped[list[str] | None] = mapped_column(JSON)
+    # When the creator starred it; null when it is not a favourite.
+    favourited_at: Mapped[float | None] = mapped_column(index=True)
 
     __table_args__ = (
         Index("ix_videos_status_seq", "status", "seq"),
@@ -357,3 +359,25 @@ class ShareLink(Base):
     created_at: Mapped[float] = mapped_column(default=now)
     expires_at: Mapped[float | None]  # None: never
     revoked_at: Mapped[float | None]
+
+
+class Preset(Base):
+    """A creator's style or camera preset: a named addition to the prompt and the settings
+    that go with it, offered in the composer. The built-in presets live in code
+    (`moviola.studio.presets`); a row of the same name shadows one for its owner."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # style, camera
+    name: Mapped[str] = mapped_column(String(80))
+    prompt_addition: Mapped[str] = mapped_column(Text, default="")
+    # Composer settings it sets (steps, guidance, negative_prompt …), as the form names them.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(default=now)
+    updated_at: Mapped[float] = mapped_column(default=now)
+    # A built-in preset the owner removed is remembered as a hidden row of its name.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("owner", "kind", "name", name="uq_presets_owner_name"),)
