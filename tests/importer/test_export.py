@@ -115,3 +115,38 @@ def test_ratings_travel_with_an_export(tmp_path, settings, clip):
     ):
         row = kept[made[name].id]
         assert (row.rating, row.rating_note, row.rated_at) == (rating, note, made[name].rated_at)
+
+
+def test_favourites_and_the_prompt_history_travel_with_an_export(tmp_path, settings, clip):
+    from sqlalchemy import select, update
+
+    from moviola.config import Settings
+    from moviola.store import db
+    from moviola.store.models import Video
+
+    clip(tmp_path / "src" / "starred.mp4", 1)
+    clip(tmp_path / "src" / "plain.mp4", 2)
+    run(settings, tmp_path / "src")
+    with db.sessions(db.connect(settings.db_url)).begin() as session:
+        rows = {r.origin["location"].rsplit("/", 1)[-1]: r for r in session.scalars(select(Video))}
+        starred = rows["starred.mp4"].id
+        session.execute(
+            update(Video)
+            .where(Video.id == starred)
+            .values(
+                favourited_at=1795339100.0,
+                original_prompt="a boat",
+                prompt_variants=["a red paper boat on a pond", "a boat at dusk"],
+            )
+        )
+
+    export(selected(settings, Filters()), tmp_path / "out")
+    again = Settings(data_dir=tmp_path / "again")
+    assert run(again, tmp_path / "out").counts()["imported"] == 2
+    with db.sessions(db.connect(again.db_url))() as session:
+        kept = {row.id: row for row in session.scalars(select(Video))}
+    assert kept[starred].favourited_at == 1795339100.0
+    assert kept[starred].original_prompt == "a boat"
+    assert kept[starred].prompt_variants == ["a red paper boat on a pond", "a boat at dusk"]
+    plain = rows["plain.mp4"].id
+    assert (kept[plain].favourited_at, kept[plain].original_prompt) == (None, None)

@@ -66,6 +66,9 @@ def entry(row: Video, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "rating": ratings.word(row.rating),
         "rating_note": row.rating_note,
         "rated_at": row.rated_at,
+        "original_prompt": row.original_prompt,
+        "prompt_variants": row.prompt_variants,
+        "favourited_at": row.favourited_at,
     }
 
 
@@ -91,6 +94,8 @@ def restored(entry: dict[str, Any]) -> dict[str, Any]:
         "created_at": made_at(entry.get("created_at_unix")),
         "origin": entry.get("origin") if isinstance(entry.get("origin"), dict) else None,
         **_rating(entry),
+        **_prompt_history(entry),
+        "favourited_at": made_at(entry.get("favourited_at")),
     }
 
 
@@ -104,3 +109,16 @@ def _rating(entry: dict[str, Any]) -> dict[str, Any]:
     if (rating is None and note is None) or rated_at is None:
         return {}
     return {"rating": rating, "rating_note": note, "rated_at": rated_at}
+
+
+def _prompt_history(entry: dict[str, Any]) -> dict[str, Any]:
+    """The prompt as typed before the assistant rewrote it, and the other versions it offered,
+    where the entry holds well-formed ones."""
+    original = entry.get("original_prompt")
+    variants = entry.get("prompt_variants")
+    if not (isinstance(variants, list) and all(isinstance(v, str) for v in variants)):
+        variants = None
+    return {
+        "original_prompt": original if isinstance(original, str) and original else None,
+        "prompt_variants": variants or None,
+    }

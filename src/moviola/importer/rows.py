@@ -108,6 +108,9 @@ def build(
         rating=earlier.get("rating"),
         rating_note=earlier.get("rating_note"),
         rated_at=earlier.get("rated_at"),
+        original_prompt=earlier.get("original_prompt"),
+        prompt_variants=earlier.get("prompt_variants"),
+        favourited_at=earlier.get("favourited_at"),
     )
 
 
