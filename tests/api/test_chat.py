@@ -114,6 +114,13 @@ def test_a_completion_is_an_openai_chat_completion(client):
     )
 
 
+def test_healthz_says_where_the_assistants_replies_come_from(local, remote):
+    for server, backend in ((local, "local"), (remote, "remote")):
+        assistant = httpx.get(f"{server.url}/healthz").json()["assistant"]
+        ready = {"backend": backend, "model": "tiny-chat", "ready": True, "reason": None}
+        assert assistant == ready
+
+
 def test_the_remote_path_answers_what_the_local_model_writes(local, remote):
     def ask(server):
         return server.client(server.key).chat.completions.create(

@@ -50,3 +50,11 @@ def test_counts_stay_public_once_a_key_exists(app):
     health = http.get("/healthz").json()
     assert (health["queued"], health["in_progress"]) == (0, 0)
     assert "moviola_queue_depth 0.0" in http.get("/metrics").text
+
+
+def test_an_assistant_that_cannot_answer_is_reported_without_failing_the_probe(app):
+    health = from_(app, "192.0.2.7").get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assistant = health.json()["assistant"]
+    assert (assistant["backend"], assistant["ready"]) == ("local", False)
+    assert "is not on this machine" in assistant["reason"]

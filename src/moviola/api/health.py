@@ -1,7 +1,9 @@
 """`/healthz` for load balancers and service managers, `/metrics` for Prometheus.
 
 Health is "can this server do its job": the database answers, (when it runs workers) at
-least one worker process is alive, and the data dir's disk has room for new work. Metrics are
+least one worker process is alive, and the data dir's disk has room for new work. The
+assistant's chat server is reported beside it, without changing the status: videos are made
+without it. Metrics are
 read from the database at scrape time, so they count the work of every worker, including ones
 on other machines; stage durations are accumulated from completed rows as they appear
 (completed rows are never changed again, so the histograms only grow, as Prometheus expects).
@@ -58,6 +60,8 @@ class Health(BaseModel):
     reasons: list[str]
     # With `executor = "ray"`: Ray's address, whether it answers, whether this replica dispatches.
     executor: dict[str, Any] | None = None
+    # The assistant's chat server: informative only, as videos are made without it.
+    assistant: dict[str, Any] | None = None
 
 
 def check(request: Request) -> tuple[int, dict[str, Any]]:
@@ -116,6 +120,7 @@ def check(request: Request) -> tuple[int, dict[str, Any]]:
         in_progress=counts.get("in_progress", 0) if database == "ok" else None,
         reasons=reasons,
         executor=executor,
+        assistant=state.chat.health(),
     )
     # A full disk still serves reads, but every create fails: balancers should send work
     # elsewhere, and service managers alert.

@@ -100,6 +100,18 @@ class ChatBackend:
             return self._base_url
         return self._local.url if self._local is not None else None
 
+    def health(self) -> dict[str, Any]:
+        """The assistant's part of `/healthz`: where its replies come from, and whether it can
+        answer now (a remote server is assumed to; the local worker, once its model is loaded)
+        or why not."""
+        ready = self.url is not None
+        return {
+            "backend": "local" if self.is_local else "remote",
+            "model": self.model,
+            "ready": ready,
+            "reason": None if ready else self._not_ready_reason(),
+        }
+
     def describe(self) -> str:
         """The backend in words, for messages: where replies come from."""
         if self._base_url is not None:
