@@ -32,6 +32,7 @@ ACTIONS = (
     "delete",
     "moderation",
     "rate",
+    "favourite",
     "project.create",
     "project.update",
     "project.delete",
