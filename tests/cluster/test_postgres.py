@@ -46,3 +46,42 @@ def test_exactly_one_replica_dispatches_and_another_takes_over(database_url):
 
 def test_sqlite_has_a_single_dispatcher_without_election(tmp_path):
     assert Election(f"sqlite:///{tmp_path / 'moviola.db'}").leading()
+
+
+def test_the_librarys_filters_run_on_postgresql(database_url):
+    """JSON paths and sub-selects as PostgreSQL reads them, not only SQLite."""
+    from moviola.jobs.service import Caller
+    from moviola.store.db import sessions
+    from moviola.store.models import Video
+    from moviola.studio.library import library_page
+
+    engine = connect(database_url)
+    migrate(engine)
+    made = sessions(engine)
+    sound = {"codec": "aac", "sample_rate": 48000, "channels": 2}
+    with made.begin() as session:
+        for n, (audio, starred) in enumerate(((sound, True), (None, False), (sound, False))):
+            session.add(
+                Video(
+                    id=f"video_{n}",
+                    seq=n + 1,
+                    status="completed",
+                    model="tiny",
+                    engine_model="tiny",
+                    prompt=f"clip {n}",
+                    seconds="1",
+                    size="160x96",
+                    params={},
+                    result={"audio": audio} if audio else {},
+                    favourited_at=1.0 if starred else None,
+                )
+            )
+
+    def ids(**filters) -> list[str]:
+        return [v.id for v in library_page(made, Caller(), **filters).videos]
+
+    assert ids(sound="with") == ["video_2", "video_0"]
+    assert ids(sound="without") == ["video_1"]
+    assert ids(favourites=True) == ["video_0"]
+    assert ids(collection="project_none") == []
+    engine.dispose()

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.dialects import sqlite
 
+from moviola.assistant.projects import Projects
 from moviola.jobs.service import Caller
 from moviola.store import db
 from moviola.store.models import Video
@@ -80,6 +81,31 @@ def test_filters_by_rating(sessions):
     assert prompts(library.library_page(sessions, me, rating="unrated").videos) == ["unrated"]
     everything = library.library_page(sessions, me, rating="any other word").videos
     assert len(everything) == 3
+
+
+def test_filters_by_sound_favourites_and_collection(sessions):
+    audio = {"codec": "aac", "sample_rate": 48000, "channels": 2, "kind": "joint"}
+    add(sessions, "loud", result={"audio": audio}, favourited_at=5.0)
+    add(sessions, "silent", result={"audio": None})
+    add(sessions, "queued", status="queued")
+    me = Caller()
+    assert prompts(library.library_page(sessions, me, sound="with").videos) == ["loud"]
+    assert prompts(library.library_page(sessions, me, sound="without").videos) == [
+        "queued",
+        "silent",
+    ]
+    assert prompts(library.library_page(sessions, me, favourites=True).videos) == ["loud"]
+
+    projects = Projects(sessions, record=False)
+    lakes = projects.create_project(None, "Lakes")
+    silent = library.library_page(sessions, me, search="silent").videos[0]
+    projects.add_item(None, lakes.id, "video", silent.id)
+    assert prompts(library.library_page(sessions, me, collection=lakes.id).videos) == ["silent"]
+    # Another creator's collection, or a deleted one, holds nothing for this viewer.
+    theirs = projects.create_project("key_b", "Theirs")
+    assert library.library_page(sessions, me, collection=theirs.id).videos == []
+    projects.delete_project(None, lakes.id)
+    assert library.library_page(sessions, me, collection=lakes.id).videos == []
 
 
 def test_pages_run_newest_first_without_gaps_or_repeats(sessions):

@@ -7,6 +7,8 @@ import zipfile
 
 from playwright.sync_api import Page, expect
 
+from moviola.studio.downloads import file_name, short_id
+
 # Counts the page's open live-progress streams.
 COUNT_STREAMS = """
 window.openStreams = 0;
@@ -44,7 +46,7 @@ def test_scrolling_down_loads_older_videos_with_one_stream(make_server, page: Pa
     assert page.evaluate("window.openStreams") == 1
 
     page.get_by_label("Status").select_option("queued")
-    page.get_by_label("Search prompts").fill("number 29")
+    page.get_by_label("Search", exact=True).fill("number 29")
     page.get_by_role("button", name="Show").click()
     expect(cards).to_have_count(1)
     expect(cards.first).to_have_attribute("data-id", made[29])
@@ -58,15 +60,19 @@ def test_selected_videos_download_as_one_zip(make_server, page: Page, small):
     two = client.videos.create_and_poll(prompt="second of two", **small)
     page.goto(server.url + "/library")
     download_button = page.get_by_role("button", name="Download selected")
-    expect(download_button).to_be_disabled()
+    expect(download_button).to_be_hidden()  # the bulk actions show once a video is ticked
     page.get_by_label("Select “first of two”").check()
+    expect(download_button).to_be_enabled()
     page.get_by_label("Select “second of two”").check()
     expect(page.locator("#picked")).to_have_text("2 selected")
     with page.expect_download() as download:
         download_button.click()
     archive = zipfile.ZipFile(download.value.path())
-    assert sorted(archive.namelist()) == sorted([f"{one.id}.mp4", f"{two.id}.mp4"])
-    assert archive.read(f"{one.id}.mp4") == client.videos.download_content(one.id).read()
+    # Named as each would be alone: after its prompt.
+    named = {video.id: file_name(video.prompt, video.id, ".mp4") for video in (one, two)}
+    assert named[one.id] == f"first-of-two-{short_id(one.id)}.mp4"
+    assert sorted(archive.namelist()) == sorted(named.values())
+    assert archive.read(named[one.id]) == client.videos.download_content(one.id).read()
     # Packed in the data dir's own temporary folder, and gone once sent.
     assert list((server.data_dir / "tmp").iterdir()) == []
 

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from moviola.assistant import ratings
 from moviola.jobs import eta
 from moviola.jobs.service import Caller
-from moviola.store.models import Video, VideoStatus
+from moviola.store.models import Project, ProjectItem, Video, VideoStatus
 from moviola.studio import stages
 from moviola.studio.states import shown_status
 
 PAGE_SIZE = 24
 STATUSES = tuple(VideoStatus)
 RATINGS = tuple(ratings.FILTERS)  # the library's rating filter: liked, disliked, unrated
+SOUNDS = ("with", "without")  # the sound filter: videos with a soundtrack, or silent ones
 ACTIVE = (VideoStatus.QUEUED, VideoStatus.IN_PROGRESS)
 _MAX_WORDS = 8
 _MAX_TREE = 200  # nodes shown in a lineage tree
@@ -49,6 +50,9 @@ def library_page(
     model: str | None = None,
     search: str | None = None,
     rating: str | None = None,
+    sound: str | None = None,
+    favourites: bool = False,
+    collection: str | None = None,
     before: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> Page:
@@ -59,6 +63,9 @@ def library_page(
         model=model,
         search=search,
         rating=rating,
+        sound=sound,
+        favourites=favourites,
+        collection=collection,
         before=before,
         limit=limit,
     )
@@ -76,6 +83,9 @@ def page_query(
     model: str | None = None,
     search: str | None = None,
     rating: str | None = None,
+    sound: str | None = None,
+    favourites: bool = False,
+    collection: str | None = None,
     before: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> Select:
@@ -90,12 +100,32 @@ def page_query(
         query = query.where(Video.model == model)
     if rating in ratings.FILTERS:  # liked, disliked, unrated
         query = query.where(ratings.filter_clause(rating))
+    if sound in SOUNDS:
+        # A row's `result.audio` describes its soundtrack, and is null (or absent) without one.
+        codec = Video.result[("audio", "codec")].as_string()
+        query = query.where(codec.is_not(None) if sound == "with" else codec.is_(None))
+    if favourites:
+        query = query.where(Video.favourited_at.is_not(None))
+    if collection:
+        query = query.where(Video.id.in_(_in_collection(caller, collection)))
     for word in (search or "").split()[:_MAX_WORDS]:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Video.prompt.ilike(f"%{escaped}%", escape="\\"))
     if before is not None:
         query = query.where(Video.seq < before)
     return query.order_by(Video.seq.desc()).limit(limit + 1)
+
+
+def _in_collection(caller: Caller, project_id: str) -> Select:
+    """The ids of the videos in one of the viewer's collections (a project): another
+    creator's, or a deleted one, holds none."""
+    owner = Project.owner.is_(None) if caller.owner is None else Project.owner == caller.owner
+    return (
+        select(ProjectItem.item_id)
+        .join(Project, Project.id == ProjectItem.project_id)
+        .where(ProjectItem.project_id == project_id, ProjectItem.kind == "video")
+        .where(owner, Project.deleted_at.is_(None))
+    )
 
 
 MODELS_TTL_S = 30.0
