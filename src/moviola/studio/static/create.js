@@ -1,5 +1,6 @@
-// The Create page: a draft that survives reloads, presets that fill the size, seed, image drops,
-// and the assistant's Improve.
+// The composer (Create, and the top of the home page): a draft that survives reloads, chips
+// that set the size and duration within the chosen model's limits, example and recent prompts,
+// style and camera presets, Ctrl/Cmd+Enter, seed, image drops, and the assistant's Improve.
 import { onAction, send } from "./assistant.js";
 
 const form = document.getElementById("create");
@@ -70,15 +71,68 @@ function limitLoras() {
 picker.addEventListener("change", showLoras);
 loraBox.addEventListener("change", limitLoras);
 showLoras();
-if (!size.value) size.value = current().sizes.landscape;
 
-for (const button of document.querySelectorAll("[data-aspect]")) {
-  button.addEventListener("click", () => {
-    size.value = current().sizes[button.dataset.aspect];
-    size.dispatchEvent(new Event("input"));
-    for (const b of document.querySelectorAll("[data-aspect]")) b.setAttribute("aria-pressed", b === button);
-  });
+// Aspect and duration chips: each sets #size or #seconds to what the chosen model makes; a chip
+// the model cannot do is disabled. A chip is pressed while its field holds its value.
+const seconds = form.elements.seconds;
+const aspectChips = [...form.querySelectorAll("[data-aspect]")];
+const durationChips = [...form.querySelectorAll("[data-seconds]")];
+const secondsLimits = document.getElementById("seconds-limits");
+
+function set(field, value) {
+  field.value = value;
+  field.dispatchEvent(new Event("input")); // kept in the draft, and the chips follow
 }
+
+function showChips() {
+  const m = current();
+  for (const chip of aspectChips) {
+    const own = m.aspects[chip.dataset.aspect];
+    chip.disabled = !own;
+    chip.title = own ? `${own}` : `${m.label} makes no ${chip.dataset.aspect} video`;
+    chip.setAttribute("aria-pressed", String(Boolean(own) && own === size.value.trim()));
+  }
+  for (const chip of durationChips) {
+    const value = Number(chip.dataset.seconds);
+    chip.disabled = value > m.max_seconds;
+    chip.setAttribute("aria-pressed", String(!chip.disabled && Number(seconds.value) === value));
+  }
+  secondsLimits.textContent = picker.value ? `up to ${m.max_seconds} s` : "";
+}
+
+// A size or duration the new model cannot make is replaced: the size by the model's own of the
+// same aspect (else its first), the duration by its default.
+function fit() {
+  const m = current();
+  const own = Object.values(m.aspects);
+  if (!own.includes(size.value.trim())) {
+    const [w, h] = size.value.split("x").map(Number);
+    const aspect = !(w && h) ? "" : h > w ? "portrait" : w > h ? "landscape" : "square";
+    set(size, m.aspects[aspect] || m.default_size);
+  }
+  const asked = Number(seconds.value);
+  if (!(asked >= m.min_seconds && asked <= m.max_seconds)) set(seconds, String(m.default_seconds));
+}
+
+for (const chip of aspectChips) {
+  chip.addEventListener("click", () => set(size, current().aspects[chip.dataset.aspect]));
+}
+for (const chip of durationChips) chip.addEventListener("click", () => set(seconds, chip.dataset.seconds));
+for (const field of [size, seconds]) field.addEventListener("input", showChips);
+picker.addEventListener("change", () => {
+  if (picker.value) fit();
+  showChips();
+});
+if (!size.value && picker.value) set(size, current().default_size);
+showChips();
+
+// Ctrl/Cmd+Enter in the prompt sends the form, as the Create button would.
+form.elements.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
 
 document.getElementById("seed-random").addEventListener("click", () => {
   form.elements.seed.value = "";
@@ -259,3 +313,55 @@ onAction("fill_prompt", (action) => {
   setPrompt(action.prompt);
   prompt.focus();
 });
+
+// Example prompts, shown while the prompt is empty, and the creator's recent prompts: a click
+// puts one in the prompt.
+const examples = document.getElementById("examples");
+function showExamples() {
+  examples.hidden = Boolean(prompt.value.trim());
+}
+for (const chip of form.querySelectorAll("[data-example], [data-recent]")) {
+  chip.addEventListener("click", () => {
+    forget();
+    setPrompt(chip.dataset.example ?? chip.dataset.recent);
+    prompt.focus();
+  });
+}
+
+// Style and camera presets: choosing one adds its words to the prompt (where they stay, to
+// edit) and sets its settings in the form; choosing it again takes the words back out.
+const presets = JSON.parse(document.getElementById("preset-data").textContent);
+const presetChips = [...form.querySelectorAll("[data-preset]")];
+const FOLDED = { negative_prompt: ".advanced", steps: ".advanced", guidance: ".advanced" };
+
+function showPresets() {
+  for (const chip of presetChips) {
+    const addition = presets[Number(chip.dataset.preset)].addition;
+    chip.setAttribute("aria-pressed", String(Boolean(addition) && prompt.value.includes(addition)));
+  }
+}
+
+for (const chip of presetChips) {
+  chip.addEventListener("click", () => {
+    const preset = presets[Number(chip.dataset.preset)];
+    const text = prompt.value.trimEnd();
+    if (preset.addition && text.includes(preset.addition)) {
+      setPrompt(text.replace(`, ${preset.addition}`, "").replace(preset.addition, "").trim());
+    } else {
+      if (preset.addition) setPrompt(text ? `${text.replace(/[,.]$/, "")}, ${preset.addition}` : preset.addition);
+      for (const [name, value] of Object.entries(preset.params)) {
+        set(form.elements[name], String(value));
+        // A setting out of sight is shown, so what the preset changed can be seen.
+        document.getElementById("more-options").open = true;
+        if (FOLDED[name]) form.querySelector(FOLDED[name]).open = true;
+      }
+    }
+    showPresets();
+  });
+}
+prompt.addEventListener("input", () => {
+  showExamples();
+  showPresets();
+});
+showExamples();
+showPresets();
