@@ -18,7 +18,7 @@ from moviola.jobs.service import Caller
 from moviola.media import formats
 from moviola.store import audit, shares
 from moviola.store.models import ShareLink, Video, VideoStatus
-from moviola.studio import forms, sharing
+from moviola.studio import downloads, forms, sharing
 from moviola.studio.routes import _not_found, _problem, _service, go, page, posted
 from moviola.studio.session import Viewer, viewer
 from moviola.web.files import RangedFileResponse
@@ -139,13 +139,15 @@ async def shared_file(token: str, variant: str, request: Request) -> Response:
     return RangedFileResponse(
         path,
         media_type=media_type,
-        filename=f"{_file_name(video)}{suffix}",
-        content_disposition_type="attachment" if download else "inline",
-        headers={"cache-control": "private, max-age=300", **SHARED_HEADERS},
+        headers={
+            "cache-control": "private, max-age=300",
+            "content-disposition": downloads.disposition(
+                video.prompt,
+                video.id,
+                suffix,
+                "" if variant == "video" else variant,
+                attachment=download,
+            ),
+            **SHARED_HEADERS,
+        },
     )
-
-
-def _file_name(video: Video) -> str:
-    """A download's name from its prompt's first words (the id when there are none)."""
-    words = "".join(c if c.isalnum() else " " for c in (video.prompt or "")).split()[:6]
-    return "-".join(words).lower()[:60] or video.id

@@ -1,14 +1,35 @@
-// The video page: keyboard shortcuts for the player (space plays, arrows seek), the rating,
-// and the assistant's remix.
+// The video page: the player (its shape, looping silently, arrow keys seek), the Download menu,
+// the Favourite toggle, the rating, and the assistant's remix.
 import { onAction, send } from "./assistant.js";
+import "./favourite.js";
 
 const player = document.getElementById("player");
 if (player) {
+  // Its box takes the video's own shape (the CSS reads --ratio), before the video has loaded.
+  if (player.width && player.height) player.style.setProperty("--ratio", String(player.width / player.height));
+  // It loops on its own, silently (its controls unmute it), unless the viewer asks for less motion.
+  if (player.hasAttribute("data-autoplay") && !matchMedia("(prefers-reduced-motion: reduce)").matches) {
+    player.muted = true;
+    player.play().catch(() => {}); // a browser that refuses autoplay leaves the play button to the viewer
+  }
   player.addEventListener("keydown", (event) => {
     if (event.key === "ArrowRight") player.currentTime = Math.min(player.duration, player.currentTime + 1 / 8);
     else if (event.key === "ArrowLeft") player.currentTime = Math.max(0, player.currentTime - 1 / 8);
     else return;
     event.preventDefault();
+  });
+}
+
+// The Download menu closes once a file is chosen, or on a click or Escape elsewhere.
+const downloads = document.getElementById("download");
+if (downloads) {
+  document.addEventListener("click", (event) => {
+    if (downloads.open && (!downloads.contains(event.target) || event.target.closest("a"))) downloads.open = false;
+  });
+  downloads.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !downloads.open) return;
+    downloads.open = false;
+    downloads.querySelector("summary").focus();
   });
 }
 
