@@ -66,7 +66,7 @@ def conversation_with_actions(server, actions: list[dict]) -> tuple[str, list[st
 def test_a_turn_streams_into_the_panel_and_is_kept(server, page: Page, artifacts):
     page.add_init_script(RECORD_REPLY)
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(server.url + "/")
+    page.goto(server.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a harbour at dawn, gulls over the boats")
     open_panel(page)
     page.get_by_label("Message", exact=True).fill("make the light warmer")
@@ -108,7 +108,7 @@ def test_an_action_is_applied_only_after_apply(server, page: Page, artifacts):
             {"type": "fill_prompt", "prompt": "something else entirely"},
         ],
     )
-    page.goto(server.url + f"/?conversation={conversation_id}")
+    page.goto(server.url + f"/create?conversation={conversation_id}")
     prompt = page.get_by_label("Prompt", exact=True)
     prompt.fill("my own idea")
     cards = page.locator(".action-card")
@@ -179,7 +179,7 @@ def test_improve_writes_the_prompt_keeps_the_idea_and_the_video_keeps_it(
     server, page: Page, artifacts
 ):
     idea = "a fox in the snow"
-    page.goto(server.url + "/")
+    page.goto(server.url + "/create")
     prompt = page.get_by_label("Prompt", exact=True)
     prompt.fill(idea)
     page.get_by_role("button", name="Improve").click()
@@ -284,7 +284,7 @@ def test_a_panel_on_a_phone_opens_as_a_sheet(server, phone: Page, artifacts):
     conversation_id, _ = conversation_with_actions(
         server, [{"type": "fill_prompt", "prompt": "a harbour at night, lanterns on the water"}]
     )
-    phone.goto(server.url + "/")
+    phone.goto(server.url + "/create")
     panel = phone.locator("#assistant-panel")
     expect(panel).to_be_hidden()
     open_panel(phone)
@@ -301,7 +301,7 @@ def test_a_panel_on_a_phone_opens_as_a_sheet(server, phone: Page, artifacts):
 def test_a_backend_that_is_down_is_said_plainly(make_server, page: Page):
     # The default chat model, not on this machine: the assistant cannot answer.
     down = make_server(env={"MOVIOLA_WORKERS": "0"}).start()
-    page.goto(down.url + "/")
+    page.goto(down.url + "/create")
     open_panel(page)
     page.get_by_label("Message", exact=True).fill("a prompt for a corgi, please")
     page.get_by_role("button", name="Send").click()
@@ -318,7 +318,7 @@ def test_a_backend_that_is_down_is_said_plainly(make_server, page: Page):
 
 
 def test_context_that_is_not_a_page_context_is_refused(server, page: Page):
-    page.goto(server.url + "/")
+    page.goto(server.url + "/create")
     conversation = page.evaluate(
         """async () => {
           const csrf = document.body.dataset.csrf;

@@ -83,7 +83,7 @@ def test_make_a_character_then_put_it_in_a_video(studio, page: Page, artifacts):
         expect(page.get_by_label("Name")).to_have_value("Bo")
 
         # On Create: pick the character, add two reference images, name it in the prompt.
-        page.goto(base + "/")
+        page.goto(base + "/create")
         page.get_by_label("Prompt", exact=True).fill("Ada waves from the window")
         page.get_by_label("Exact size (width×height)").fill("160x96")
         page.get_by_label("Duration (seconds)").fill("1")
@@ -109,7 +109,7 @@ def test_a_prompt_without_the_characters_name_comes_back_with_the_pick_kept(stud
     with tempfile.TemporaryDirectory() as scratch:
         clip = face_clip(Path(scratch)).read_bytes()
     made = studio.client().videos.create_character(name="Cleo", video=("cleo.mp4", clip))
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a quiet street")
     page.get_by_label("Exact size (width×height)").fill("160x96")
     page.get_by_role("checkbox", name="Cleo").check()

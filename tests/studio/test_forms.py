@@ -15,7 +15,7 @@ PNG = base64.b64decode(
 def test_bad_size_is_shown_by_the_size_box_and_the_form_keeps_what_was_typed(
     page: Page, studio, artifacts
 ):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a fox in the snow")
     page.get_by_label("Exact size (width×height)").fill("161x96")
     page.get_by_label("Duration (seconds)").fill("1")
@@ -36,7 +36,7 @@ def test_bad_size_is_shown_by_the_size_box_and_the_form_keeps_what_was_typed(
 
 
 def test_an_empty_prompt_and_a_too_long_one_are_refused_by_the_prompt_box(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("   ")
     page.get_by_label("Exact size (width×height)").fill("160x96")
     page.get_by_role("button", name="Create video").click()
@@ -51,7 +51,7 @@ def test_an_empty_prompt_and_a_too_long_one_are_refused_by_the_prompt_box(page: 
 
 
 def test_the_prompt_draft_survives_a_reload(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a draft about a harbour")
     page.get_by_role("button", name="Portrait 9:16").click()
     expect(page.get_by_label("Exact size (width×height)")).to_have_value("96x160")
@@ -98,6 +98,7 @@ def test_storyboard_shots_are_reordered_duplicated_and_removed_and_errors_name_t
 def test_a_refused_remix_or_edit_is_explained_beside_its_own_box(page: Page, studio, small):
     video = studio.client().videos.create_and_poll(prompt="a quiet pond", **small)
     page.goto(f"{studio.url}/videos/{video.id}")
+    page.locator("summary", has_text="Remix").click()
     page.get_by_label("New prompt").fill("the pond in autumn")
     page.get_by_label("Strength (0–1: how far it may move from this video)").fill("5")
     # The browser's own range check would stop this first; the server's is what is tested.
@@ -131,7 +132,7 @@ DROP_A_PICTURE = """async () => {
 
 
 def test_a_dropped_picture_survives_an_error_and_is_animated(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.evaluate(DROP_A_PICTURE)
     expect(page.locator("#image-preview")).to_be_visible()
     page.get_by_label("Prompt", exact=True).fill("the sun sets")

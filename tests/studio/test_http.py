@@ -110,7 +110,7 @@ def test_a_viewer_sees_only_their_own_videos(make_server, small):
         browser.post("/signin", data={"key": alice, "csrf": token(browser, "/signin")})
         library = browser.get("/library").text
         assert "alice&#39;s orchard" in library and "quarry" not in library
-        assert browser.get("/library", params={"q": "quarry"}).text.count('class="card"') == 0
+        assert browser.get("/library", params={"q": "quarry"}).text.count('<li class="card') == 0
         assert browser.get(f"/videos/{mine.id}").status_code == 200
         assert browser.get(f"/videos/{theirs.id}").status_code == 404
         assert browser.get(f"/videos/{theirs.id}/file/video").status_code == 404

@@ -39,7 +39,7 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     page.add_init_script(RECORD_PROGRESS)
 
     # Create from a prompt.
-    page.goto(base + "/")
+    page.goto(base + "/create")
     shot(page, artifacts, "01-create")
     page.get_by_label("Prompt", exact=True).fill("a lighthouse in a storm at night")
     page.get_by_label("Exact size (width×height)").fill(SMALL_SIZE)
@@ -68,6 +68,7 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     expect(page.locator(".credentials")).to_be_visible()
 
     # Remix it: the remix's lineage shows both, and walks back to the original.
+    page.locator("summary", has_text="Remix").click()
     page.get_by_label("New prompt").fill("the same lighthouse at dawn")
     page.get_by_label("Strength (0–1: how far it may move from this video)").fill("0.5")
     page.get_by_role("button", name="Remix", exact=True).click()
@@ -109,10 +110,10 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     page.goto(base + "/library")
     expect(page.locator(".card")).to_have_count(3)
     expect(page.locator(".card").first).to_have_attribute("data-id", board)
-    page.locator(".card .thumb[data-sprite]").first.hover()
-    expect(page.locator(".card .thumb.scrubbing")).to_have_count(1)
+    page.locator(".card .thumb[data-preview]").first.hover()
+    expect(page.locator(".card .thumb video")).to_have_count(1)
     shot(page, artifacts, "06-library")
-    page.get_by_label("Search prompts").fill("kite dunes")
+    page.get_by_label("Search", exact=True).fill("kite dunes")
     page.get_by_role("button", name="Show").click()
     expect(page.locator(".card")).to_have_count(1)
     expect(page.locator(".card")).to_have_attribute("data-id", board)
@@ -124,7 +125,10 @@ def test_create_watch_remix_storyboard_search_delete(make_server, page: Page, ar
     page.on("dialog", lambda dialog: dialog.accept())
     page.get_by_label(re.compile("Select “a red kite")).check()
     page.get_by_role("button", name="Delete selected").click()
-    expect(page).to_have_url(re.compile(r"/library$"))
+    # Back to the search it was deleted from, which finds nothing now.
+    expect(page).to_have_url(re.compile(r"/\?q=kite\+dunes"))
+    expect(page.get_by_text("Nothing matches.")).to_be_visible()
+    page.goto(base + "/")
     expect(page.locator(f".card[data-id='{board}']")).to_have_count(0)
     expect(page.locator(".card")).to_have_count(2)
     assert folder.is_dir()

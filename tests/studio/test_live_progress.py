@@ -90,7 +90,7 @@ def test_a_card_goes_from_queued_to_its_steps_to_the_finished_video_without_a_re
     expect(card.locator("[data-field=status]")).to_have_text("in progress")
     expect(card.locator(".meta [data-badge-of]")).to_have_text("in progress")
     expect(card.locator("img.live-preview")).to_be_visible()  # the latents, as they stand
-    expect(desktop).to_have_title(re.compile(r"^\d+% · Library · Moviola$"))
+    expect(desktop).to_have_title(re.compile(r"^\d+% · Home · Moviola$"))
     desktop.screenshot(path=artifacts / "live-card-desktop.png", full_page=True)
     phone.locator(f"li.card[data-id='{second.id}'] img.live-preview").scroll_into_view_if_needed()
     phone.screenshot(path=artifacts / "live-card-phone.png")
@@ -102,7 +102,7 @@ def test_a_card_goes_from_queued_to_its_steps_to_the_finished_video_without_a_re
     finished = desktop.locator(f"li.card[data-id='{first.id}'] img[src$='/file/thumbnail']")
     expect(finished).to_be_visible()
     assert desktop.evaluate("() => window.sameDocument") is True
-    expect(desktop).to_have_title("Library · Moviola")
+    expect(desktop).to_have_title("Home · Moviola")
     # And a word that it is done, where nobody allowed notifications: a toast on the page.
     expect(desktop.locator(".toast").filter(has_text="Done: a heron")).to_have_count(1)
 

@@ -20,7 +20,7 @@ def library(studio, tiny_loras):
 
 
 def fill(page: Page, base: str, model: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/create")
     page.get_by_label("Prompt", exact=True).fill("a lantern on a pier")
     page.get_by_label("Model", exact=True).select_option(model)
     page.get_by_label("Exact size (width×height)").fill("160x96")
@@ -51,7 +51,7 @@ def test_a_chosen_lora_at_its_scale_reaches_the_video(studio, library, page: Pag
     page.screenshot(path=artifacts / "loras-02-video.png", full_page=True)
 
     video_id = page.url.rsplit("/", 1)[-1].split("?")[0]
-    page.goto(f"{studio.url}/?from={video_id}")  # "try again" starts from its settings
+    page.goto(f"{studio.url}/create?from={video_id}")  # "try again" starts from its settings
     expect(page.get_by_role("checkbox", name="watercolour")).to_be_checked()
     expect(page.get_by_label("Scale of watercolour")).to_have_value("0.6")
 

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 
 def test_the_video_page_shows_the_placement_and_each_stages_peak(studio, page: Page, artifacts):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a lighthouse at dusk")
     page.get_by_label("Model").select_option("tiny")
     page.get_by_label("Exact size (width×height)").fill("160x96")

@@ -13,7 +13,7 @@ def fits(page: Page) -> bool:
 
 def test_every_page_fits_a_phone_and_a_video_can_be_made(make_server, phone: Page, artifacts):
     server = make_server().start()
-    phone.goto(server.url + "/")
+    phone.goto(server.url + "/create")
     assert fits(phone)
     phone.screenshot(path=artifacts / "phone-create.png", full_page=True)
     phone.get_by_label("Prompt", exact=True).fill("rain on a tin roof")
@@ -31,7 +31,7 @@ def test_every_page_fits_a_phone_and_a_video_can_be_made(make_server, phone: Pag
 
 
 def test_the_studio_is_usable_from_the_keyboard(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")  # to the main content, past the navigation

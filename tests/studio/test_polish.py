@@ -16,7 +16,7 @@ def test_a_browser_gets_pages_for_unknown_addresses_and_wrong_methods(studio):
     assert missing.headers["content-type"].startswith("text/html")
     assert "There is no page at this address" in missing.text
 
-    wrong = httpx.get(studio.url + "/create", headers=HTML)  # a form's target, opened
+    wrong = httpx.get(studio.url + "/settings/presets/delete", headers=HTML)  # a form's target
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     assert wrong.headers["content-type"].startswith("text/html")
 
@@ -31,12 +31,12 @@ def test_api_clients_keep_the_error_envelope(studio):
 
 
 def test_a_refused_form_leaves_the_page_address_not_the_post_url(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a fox in the snow")
     page.get_by_label("Exact size (width×height)").fill("161x96")
     page.get_by_role("button", name="Create video").click()
     expect(page.locator("#size-error")).to_be_visible()
-    assert page.url == studio.url + "/"
+    assert page.url == studio.url + "/create"
     page.reload()  # a reload opens Create again, not a 405
     expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
 
@@ -44,7 +44,7 @@ def test_a_refused_form_leaves_the_page_address_not_the_post_url(page: Page, stu
 def test_a_broken_image_is_explained_beside_the_image(page: Page, studio, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 20)
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.get_by_label("Prompt", exact=True).fill("a lighthouse")
     page.locator("input[type=file][name=image]").set_input_files(str(broken))
     page.get_by_role("button", name="Create video").click()

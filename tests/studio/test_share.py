@@ -38,6 +38,9 @@ def sign_in(page: Page, server, secret: str, path: str) -> None:
 
 def make_link(page: Page, expires: str = "never") -> str:
     """ "Share" on the video page; the new link, as "Copy link" puts it on the clipboard."""
+    tab = page.locator("#share-tab")
+    if not tab.evaluate("details => details.open"):
+        tab.locator("summary").click()
     page.get_by_label("A new link works for").select_option(expires)
     page.get_by_role("button", name="Share", exact=True).click()
     fresh = page.locator(".share-link.fresh")

@@ -15,7 +15,7 @@ PLAYED = """() => {
 
 
 def create(page: Page, base: str, prompt: str, model: str, sound: str = "auto") -> str:
-    page.goto(base + "/")
+    page.goto(base + "/create")
     page.get_by_label("Prompt", exact=True).fill(prompt)
     page.get_by_label("Model").select_option(model)
     page.get_by_label("Sound", exact=True).select_option(sound)
@@ -29,7 +29,7 @@ def create(page: Page, base: str, prompt: str, model: str, sound: str = "auto") 
 
 def test_a_video_with_sound_plays_it_and_the_library_marks_it(studio, page: Page, artifacts):
     base = studio.url
-    page.goto(base + "/")
+    page.goto(base + "/create")
     page.get_by_label("Model").select_option("tiny-ltx2")
     expect(page.locator("#audio-hint")).to_contain_text("makes its sound with the picture")
     page.get_by_label("Model").select_option("tiny")

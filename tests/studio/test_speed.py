@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 
 def fill(page: Page, base: str, model: str, speed: str) -> None:
-    page.goto(base + "/")
+    page.goto(base + "/create")
     page.get_by_label("Prompt", exact=True).fill("a lantern on a pier")
     page.get_by_label("Model").select_option(model)
     page.get_by_label("Speed", exact=True).select_option(speed)

@@ -30,7 +30,7 @@ def fill(page: Page, prompt: str, seconds: str = "1") -> None:
 
 
 def test_make_two_on_create_shows_both_in_one_group(page: Page, studio, artifacts):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     fill(page, "two kites")
     page.get_by_role("button", name="Make 2").click()
     expect(page).to_have_url(re.compile(r"/videos/video_\w+\?created=1"))
@@ -70,7 +70,7 @@ def test_vary_makes_a_new_group_of_the_same_request(page: Page, studio):
 
 
 def test_a_last_frame_is_dropped_beside_the_start_image(page: Page, studio):
-    page.goto(studio.url + "/")
+    page.goto(studio.url + "/create")
     page.evaluate(dropped("drop", "dawn.png", "#d9480f"))
     page.evaluate(dropped("last-drop", "dusk.png", "#1c3d8f"))
     expect(page.locator("#image-preview")).to_be_visible()

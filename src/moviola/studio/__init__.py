@@ -26,8 +26,10 @@ def mount(app: FastAPI) -> None:
 
     from moviola.studio import (
         assistant,
+        favourites,
         live_pages,
         model_manager,
+        presets_page,
         projects,
         ratings,
         retry,
@@ -39,10 +41,11 @@ def mount(app: FastAPI) -> None:
 
     app.include_router(router)
     app.include_router(live_pages.router)
-    for more in (assistant.router, projects.router, ratings.router):
+    for more in (assistant.router, projects.router, ratings.router, favourites.router):
         app.include_router(more)
     for more in (retry.router, trash.router, shares.router, model_manager.router):
         app.include_router(more)
+    app.include_router(presets_page.router)
     app.mount("/studio/static", StaticFiles(directory=STATIC), name="studio-static")
     app.add_middleware(CompressedPages)
 

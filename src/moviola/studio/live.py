@@ -49,7 +49,9 @@ async def stream(request: Request, seen: Viewer, ids: list[str]) -> AsyncIterato
             if last.get(state.id) != data:
                 last[state.id] = data
                 yield _event("job", data)
-        for gone in [i for i in ids if i not in found and i not in last]:
+        # Gone (trashed, or never the viewer's): said once, even after earlier states were sent.
+        said = {i for i, data in last.items() if data["status"] == "deleted"}
+        for gone in [i for i in ids if i not in found and i not in said]:
             last[gone] = {"id": gone, "status": "deleted"}
             yield _event("job", last[gone])
         if all(s.status not in library.ACTIVE for s in states):

@@ -26,13 +26,15 @@ from fastapi.responses import (
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from moviola.assistant.projects import Projects
 from moviola.engine.catalogue import Capability, get_model
 from moviola.errors import InvalidRequestError, MoviolaError, NotFoundError, TooManyRequestsError
 from moviola.jobs.service import EXTENSION_SECONDS
+from moviola.media.formats import suffix_for
 from moviola.store import adoption, audit, keys
 from moviola.store.models import Video, VideoKind, VideoStatus
 from moviola.studio import characters as studio_characters
-from moviola.studio import forms, library, live, sharing, snippets, states
+from moviola.studio import composer, downloads, forms, library, live, sharing, snippets, states
 from moviola.studio.loras import lora_choices
 from moviola.studio.models import choices, soundtrack
 from moviola.studio.session import (
@@ -237,16 +239,24 @@ def _create_context(request: Request, seen: Viewer) -> dict[str, Any]:
     models = choices(settings)
     return {
         "models": models,
-        "model_data": [m.as_dict() for m in models],
+        **composer.context(settings, request.app.state.sessions, seen.caller, models),
         "soundtrack": soundtrack(settings),
         "loras": lora_choices(settings, models),
         "characters": studio_characters.shown(_service(request), seen.caller),
     }
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/create", response_class=HTMLResponse)
 async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
-    values: dict[str, str] = {}
+    values = await _composer_values(request, seen)
+    context = await run_in_threadpool(_create_context, request, seen)
+    return page(request, seen, "create.html", values=values, errors={}, **context)
+
+
+async def _composer_values(request: Request, seen: Viewer) -> dict[str, Any]:
+    """What the composer starts with: an earlier video's values (`from`, with its seed when
+    `seed` is given), or a model just installed (`model`); else nothing."""
+    values: dict[str, Any] = {}
     again = request.query_params.get("from")
     if again:  # "try again" and "reuse seed" start from an earlier video's values
         video = await _video(request, seen, again)
@@ -263,8 +273,7 @@ async def create_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLR
                 values["seed"] = ""  # "try again" draws a new one
     if request.query_params.get("model"):  # "Use on Create", a model just installed
         values["model"] = request.query_params["model"]
-    context = await run_in_threadpool(_create_context, request, seen)
-    return page(request, seen, "create.html", values=values, errors={}, **context)
+    return values
 
 
 @router.post("/create", response_class=HTMLResponse)
@@ -429,14 +438,21 @@ async def video_file(
     except MoviolaError as err:
         return seen.apply(Response(str(err), status_code=404, media_type="text/plain"), request)
     download = request.query_params.get("download") is not None
+    video = await _video(request, seen, video_id)
+    named = downloads.disposition(
+        video.prompt if video else None,
+        video_id,
+        suffix_for(media_type, SUFFIX.get(variant, ".mp4")),
+        "" if variant == "video" else variant.replace("_", "-"),
+        attachment=download,
+    )
     return FileResponse(
         path,
         media_type=media_type,
-        filename=f"{video_id}{SUFFIX.get(variant, '.mp4')}"
-        if variant in SUFFIX
-        else f"{video_id}-{variant}.mp4",
-        content_disposition_type="attachment" if download else "inline",
-        headers={"cache-control": "private, max-age=86400, immutable"},
+        headers={
+            "cache-control": "private, max-age=86400, immutable",
+            "content-disposition": named,
+        },
     )
 
 
@@ -542,9 +558,12 @@ async def delete(video_id: str, request: Request, seen: Viewer = Depends(viewer)
 # --- library -----------------------------------------------------------------------------------
 
 
+FILTERS = ("q", "status", "model", "rating", "sound", "favourites", "collection")
+
+
 def _filters(request: Request) -> dict[str, str]:
     query = request.query_params
-    return {name: query.get(name, "").strip() for name in ("status", "model", "rating", "q")}
+    return {name: query.get(name, "").strip() for name in FILTERS}
 
 
 def _before(request: Request) -> int | None:
@@ -556,8 +575,10 @@ def _before(request: Request) -> int | None:
     return None
 
 
-@router.get("/library", response_class=HTMLResponse)
-async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
+@router.get("/", response_class=HTMLResponse)
+@router.get("/library", response_class=HTMLResponse)  # the home's older address, kept for links
+async def home_page(request: Request, seen: Viewer = Depends(viewer)) -> HTMLResponse:
+    """The home: the composer on top of the creator's videos, newest first, filtered."""
     filters = _filters(request)
     sessions = request.app.state.sessions
     result = await run_in_threadpool(
@@ -568,17 +589,25 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
         model=filters["model"] or None,
         search=filters["q"] or None,
         rating=filters["rating"] or None,
+        sound=filters["sound"] or None,
+        favourites=bool(filters["favourites"]),
+        collection=filters["collection"] or None,
         before=_before(request),
     )
     more_url = None
     if result.next_before is not None:
         kept = {k: v for k, v in filters.items() if v}
-        more_url = "/library?" + urlencode({**kept, "before": result.next_before})
+        more_url = "/?" + urlencode({**kept, "before": result.next_before})
     if request.query_params.get("fragment"):  # the next page, for infinite scroll
         return page(request, seen, "_cards.html", videos=result.videos, more_url=more_url)
     models = await run_in_threadpool(library.models_used, sessions, seen.caller)
     if filters["model"] and filters["model"] not in models:  # used since the list was read
         models = sorted([*models, filters["model"]])
+    collections = await run_in_threadpool(
+        Projects(sessions).list_projects, seen.caller.owner, None, 100
+    )
+    values = await _composer_values(request, seen)
+    context = await run_in_threadpool(_create_context, request, seen)
     return page(
         request,
         seen,
@@ -587,8 +616,13 @@ async def library_page(request: Request, seen: Viewer = Depends(viewer)) -> HTML
         more_url=more_url,
         filters=filters,
         statuses=library.STATUSES,
-        models=models,
+        used_models=models,
         ratings=library.RATINGS,
+        sounds=library.SOUNDS,
+        collections=collections,
+        values=values,
+        errors={},
+        **context,
     )
 
 
@@ -602,7 +636,7 @@ async def delete_many(request: Request, seen: Viewer = Depends(viewer)) -> Respo
         # Already gone (deleted in another tab) is what was asked for.
         with contextlib.suppress(NotFoundError):
             await run_in_threadpool(service.delete, seen.caller, str(video_id))
-    return go(request, seen, "/library")
+    return go(request, seen, safe_next(forms.text(form, "next"), "/"))
 
 
 @router.get("/library/download")
@@ -626,7 +660,8 @@ async def download_many(request: Request, seen: Viewer = Depends(viewer)) -> Res
                 entry = (row.files or {}).get("video")
                 if row.status == VideoStatus.COMPLETED and entry and Path(entry["path"]).is_file():
                     # An imported GIF or WebM keeps its own suffix.
-                    archive.write(entry["path"], f"{row.id}{Path(entry['path']).suffix}")
+                    suffix = Path(entry["path"]).suffix
+                    archive.write(entry["path"], downloads.file_name(row.prompt, row.id, suffix))
                     packed.append(row.id)
         if packed and _service(request).settings.audit:
             with sessions.begin() as session:

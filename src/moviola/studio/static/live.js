@@ -148,7 +148,9 @@ export function toast(text, href = null) {
   note.textContent = text;
   if (href) note.href = href;
   shelf.append(note);
-  setTimeout(() => note.remove(), 8000);
+  // The newest two only: a batch finishing together must not cover the feed.
+  while (shelf.children.length > 2) shelf.firstElementChild.remove();
+  setTimeout(() => note.remove(), 6000);
 }
 
 // A toast kept across the reload that brings a finished video's player.
