@@ -154,7 +154,10 @@ def test_a_studio_zip_download_is_audited_like_an_api_download(make_server, smal
     )
     assert zipped.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
-    assert sorted(names) == sorted([f"{first.id}.mp4", f"{second.id}.mp4"])
+    # Named after their prompts (with the short id that keeps two of one prompt apart).
+    assert sorted(names) == sorted(
+        [f"a-heron-{first.id[6:14]}.mp4", f"a-boat-{second.id[6:14]}.mp4"]
+    )
     downloads = audit.query(server.sessions(), audit.Filter(action="download", actor=audit.LOCAL))
     assert sorted(e["video_id"] for e in downloads) == sorted([first.id, second.id])
     assert [e["detail"] for e in downloads] == [{"variant": "video", "archive": "zip"}] * 2
