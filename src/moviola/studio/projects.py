@@ -220,44 +220,30 @@ async def delete_project(
 @router.post("/projects/{project_id}/items")
 async def add_item(project_id: str, request: Request, seen: Viewer = Depends(viewer)) -> Response:
     """Put a video (or character, or conversation) in the project; back to where it was done."""
-    form, refusal = await posted(request, seen)
-    back = _back(form, f"/projects/{project_id}")
-    try:
-        if refusal is not None:
-            raise refusal
-        await run_in_threadpool(
-            service(request).add_item,
-            seen.caller.owner,
-            project_id,
-            forms.text(form, "kind"),
-            forms.text(form, "id"),
-        )
-    except MoviolaError as err:
-        message = next(iter(forms.errors_for(err).values()))
-        return page(request, seen, "problem.html", status_code=400, message=message)
-    return go(request, seen, back)
+    return await _change_items(request, seen, project_id, add=True)
 
 
 @router.post("/projects/{project_id}/items/remove")
 async def remove_item(
     project_id: str, request: Request, seen: Viewer = Depends(viewer)
 ) -> Response:
+    return await _change_items(request, seen, project_id, add=False)
+
+
+async def _change_items(request: Request, seen: Viewer, project_id: str, add: bool) -> Response:
     form, refusal = await posted(request, seen)
+    projects = service(request)
+    change = projects.add_item if add else projects.remove_item
     try:
         if refusal is not None:
             raise refusal
-        await run_in_threadpool(
-            service(request).remove_item,
-            seen.caller.owner,
-            project_id,
-            forms.text(form, "kind"),
-            forms.text(form, "id"),
-        )
-    except NotFoundError:
-        pass  # taken out already: what was asked for
+        kind, item_id = forms.text(form, "kind"), forms.text(form, "id")
+        await run_in_threadpool(change, seen.caller.owner, project_id, kind, item_id)
     except MoviolaError as err:
-        message = next(iter(forms.errors_for(err).values()))
-        return page(request, seen, "problem.html", status_code=400, message=message)
+        if add or not isinstance(err, NotFoundError):
+            message = next(iter(forms.errors_for(err).values()))
+            return page(request, seen, "problem.html", status_code=400, message=message)
+        # Taken out already: what was asked for.
     return go(request, seen, _back(form, f"/projects/{project_id}"))
 
 
