@@ -438,7 +438,10 @@ async def video_file(
     except MoviolaError as err:
         return seen.apply(Response(str(err), status_code=404, media_type="text/plain"), request)
     download = request.query_params.get("download") is not None
-    video = await _video(request, seen, video_id)
+    # The prompt names a file being saved, or the player's video ("Save video as…"); the
+    # feed's many thumbnails and sprites are shown, not saved, and skip the extra read.
+    named_after_prompt = download or variant == "video"
+    video = await _video(request, seen, video_id) if named_after_prompt else None
     named = downloads.disposition(
         video.prompt if video else None,
         video_id,
