@@ -253,7 +253,9 @@ def test_a_script_becomes_shots_in_the_editor_that_render(server, page: Page, ar
 
 def test_thumbs_up_then_the_library_finds_it_liked(server, page: Page, small, artifacts):
     client = server.client()
-    liked = client.videos.create(prompt="a kite over dunes", **small)
+    # Finished first: a video page still waiting reloads itself when the video is done, which
+    # would reset the rating's status line between the clicks below.
+    liked = client.videos.create_and_poll(prompt="a kite over dunes", **small)
     other = client.videos.create(prompt="a heron at dawn", **small)
     page.goto(server.url + f"/videos/{liked.id}")
     up = page.get_by_role("button", name="✓ Like")
